@@ -1,0 +1,4 @@
+"""OASIS → VTID ledger writer.
+
+Importing the package does no work: clients and connections are created on first use.
+"""

@@ -1,0 +1,109 @@
+"""Configuration, read from the environment in this one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A configuration value is unusable; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _opt(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str | None = None
+    instance_connection_name: str | None = None
+    db_name: str | None = None
+    db_user: str | None = None
+    db_pass: str | None = None
+    db_iam_auth: bool = True
+    db_private_ip: bool = False
+    db_schema: str | None = None
+    db_pool_size: int = 4
+    data_dir: Path = Path(".ledger-data")
+    pubsub_topic: str | None = None
+    google_cloud_project: str | None = None
+    api_token: str | None = None
+    sweep_time_budget_s: float = 50.0
+    sweep_batch_size: int = 500
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        settings = cls(
+            database_url=_opt(env, "DATABASE_URL"),
+            instance_connection_name=_opt(env, "INSTANCE_CONNECTION_NAME"),
+            db_name=_opt(env, "DB_NAME"),
+            db_user=_opt(env, "DB_USER"),
+            db_pass=_opt(env, "DB_PASS"),
+            db_iam_auth=_bool(env, "DB_IAM_AUTH", True),
+            db_private_ip=_bool(env, "DB_PRIVATE_IP", False),
+            db_schema=_opt(env, "LEDGER_DB_SCHEMA"),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 4, 1, 100),
+            data_dir=Path(_opt(env, "LEDGER_DATA_DIR") or ".ledger-data"),
+            pubsub_topic=_opt(env, "PUBSUB_TOPIC"),
+            google_cloud_project=_opt(env, "GOOGLE_CLOUD_PROJECT"),
+            api_token=_opt(env, "LEDGER_API_TOKEN"),
+            sweep_time_budget_s=_float(env, "SWEEP_TIME_BUDGET_S", 50.0, 0.1, 3600.0),
+            sweep_batch_size=_int(env, "SWEEP_BATCH_SIZE", 500, 1, 10_000),
+        )
+        if settings.instance_connection_name and not (settings.db_name and settings.db_user):
+            raise ConfigError("INSTANCE_CONNECTION_NAME needs DB_NAME and DB_USER")
+        if settings.db_schema and not settings.db_schema.replace("_", "a").isalnum():
+            raise ConfigError("LEDGER_DB_SCHEMA must be letters, digits and underscores")
+        return settings
+
+    @property
+    def topic_path(self) -> str | None:
+        """The topic's full resource name; a short name needs GOOGLE_CLOUD_PROJECT."""
+        topic = self.pubsub_topic
+        if topic is None or topic.startswith("projects/"):
+            return topic
+        if not self.google_cloud_project:
+            raise ConfigError("PUBSUB_TOPIC is a short name; set GOOGLE_CLOUD_PROJECT too")
+        return f"projects/{self.google_cloud_project}/topics/{topic}"

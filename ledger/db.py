@@ -1,0 +1,292 @@
+"""Connections: the three configurations of SPEC §9, a small pool, and error classification.
+
+Connections are made on first use and kept for later invocations. A connection that fails with
+a connection-level error is thrown away; the next use opens a new one.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ledger.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from pg8000.core import CoreConnection
+
+T = TypeVar("T")
+
+# SQLSTATE classes caused by the data of one event: retrying cannot help.
+_PERMANENT_CLASSES = ("22", "23")
+_CONNECT_TIMEOUT_S = 10
+
+
+class Transient(RuntimeError):
+    """A failure that may pass: raise it so Pub/Sub (or the caller) retries."""
+
+
+class DataError(ValueError):
+    """Postgres refused an event's data (SQLSTATE class 22 or 23): permanent."""
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], dict):
+        code = args[0].get("C")
+        return str(code) if code else None
+    return None
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    import pg8000.exceptions
+
+    if isinstance(exc, pg8000.exceptions.InterfaceError | OSError | EOFError):
+        return True
+    code = sqlstate(exc) or ""
+    return code.startswith("08") or code in ("57P01", "57P02", "57P03")
+
+
+@dataclass(frozen=True, slots=True)
+class UrlParams:
+    user: str
+    password: str | None
+    host: str | None
+    port: int
+    database: str
+    unix_sock: str | None
+    ssl_context: ssl.SSLContext | None
+
+
+def parse_url(url: str) -> UrlParams:
+    """A libpq-style postgresql:// URL; `?host=/dir` or a percent-encoded host path is a socket."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigError("DATABASE_URL must start with postgresql://")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = unquote(parts.hostname or "") or query.get("host") or None
+    port = parts.port or int(query.get("port", "5432"))
+    unix_sock = None
+    if host and host.startswith("/"):
+        unix_sock, host = f"{host}/.s.PGSQL.{port}", None
+    elif host is None:
+        host = "localhost"
+    sslmode = query.get("sslmode", "disable" if unix_sock else "prefer")
+    context: ssl.SSLContext | None = None
+    if sslmode in ("require", "verify-ca", "verify-full"):
+        context = ssl.create_default_context()
+        if sslmode != "verify-full":
+            context.check_hostname = False
+        if sslmode == "require":
+            context.verify_mode = ssl.CERT_NONE
+    return UrlParams(
+        user=unquote(parts.username or query.get("user", "postgres")),
+        password=unquote(parts.password) if parts.password else query.get("password"),
+        host=host,
+        port=port,
+        database=unquote(parts.path.lstrip("/")) or query.get("dbname", "postgres"),
+        unix_sock=unix_sock,
+        ssl_context=context,
+    )
+
+
+_connector: Any = None
+_connector_lock = threading.Lock()
+
+
+def _cloud_sql_connect(settings: Settings) -> CoreConnection:
+    global _connector
+    with _connector_lock:
+        if _connector is None:
+            # Imported here: a cold start that never reaches Cloud SQL does not pay for it.
+            from google.cloud.sql.connector import Connector, IPTypes
+
+            ip_type = IPTypes.PRIVATE if settings.db_private_ip else IPTypes.PUBLIC
+            _connector = Connector(refresh_strategy="lazy", ip_type=ip_type)
+    kwargs: dict[str, Any] = {"user": settings.db_user, "db": settings.db_name}
+    if settings.db_pass:
+        kwargs["password"] = settings.db_pass
+    else:
+        kwargs["enable_iam_auth"] = settings.db_iam_auth
+    conn: CoreConnection = _connector.connect(
+        settings.instance_connection_name, "pg8000", timeout=_CONNECT_TIMEOUT_S, **kwargs
+    )
+    return conn
+
+
+def database_url(settings: Settings) -> str | None:
+    """The URL to use: DATABASE_URL, or the embedded server's when nothing else is configured."""
+    if settings.database_url:
+        return settings.database_url
+    if settings.instance_connection_name:
+        return None
+    from ledger import embedded
+
+    return embedded.url(settings.data_dir)
+
+
+def connect(settings: Settings) -> CoreConnection:
+    import pg8000.native
+
+    url = database_url(settings)
+    try:
+        if url is None:
+            conn = _cloud_sql_connect(settings)
+        else:
+            p = parse_url(url)
+            conn = pg8000.native.Connection(
+                p.user,
+                host=p.host or "localhost",
+                port=p.port,
+                database=p.database,
+                password=p.password,
+                unix_sock=p.unix_sock,
+                ssl_context=p.ssl_context,
+                timeout=None,
+                application_name="vtid-ledger-writer",
+            )
+    except Exception as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise Transient(f"cannot connect to the database: {exc}") from exc
+    session = Session(conn)
+    if settings.db_schema:
+        session.run("SELECT set_config('search_path', :schema, false)", schema=settings.db_schema)
+    return conn
+
+
+class Session:
+    """One connection, with named-parameter statements (`:name`) and explicit transactions."""
+
+    def __init__(self, conn: CoreConnection) -> None:
+        self.conn = conn
+
+    def run(self, sql: str, **params: Any) -> list[list[Any]]:
+        from pg8000.native import to_statement
+
+        statement, make_vals = to_statement(sql)
+        context = self.conn.execute_unnamed(statement, vals=make_vals(params))
+        return list(context.rows or [])
+
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        from pg8000.native import to_statement
+
+        statement, make_vals = to_statement(sql)
+        context = self.conn.execute_unnamed(statement, vals=make_vals(params))
+        names = [c["name"] for c in context.columns or []]
+        return [dict(zip(names, row, strict=True)) for row in context.rows or []]
+
+    def one(self, sql: str, **params: Any) -> dict[str, Any] | None:
+        found = self.rows(sql, **params)
+        return found[0] if found else None
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        found = self.run(sql, **params)
+        return found[0][0] if found else None
+
+    def script(self, sql: str) -> None:
+        self.conn.execute_simple(sql)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        self.conn.execute_simple("BEGIN")
+        try:
+            yield self
+        except BaseException:
+            self._rollback_quietly()
+            raise
+        self.conn.execute_simple("COMMIT")
+
+    def _rollback_quietly(self) -> None:
+        try:
+            self.conn.execute_simple("ROLLBACK")
+        except Exception:  # noqa: BLE001 - the connection may already be gone; the caller's error wins
+            pass
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection fails; nothing to do
+            pass
+
+
+class Database:
+    """A small LIFO pool of sessions, shared by the requests of one process."""
+
+    def __init__(
+        self, settings: Settings, connector: Callable[[Settings], CoreConnection] = connect
+    ) -> None:
+        self.settings = settings
+        self._connector = connector
+        self._idle: list[Session] = []
+        self._lock = threading.Lock()
+
+    def _take(self) -> tuple[Session, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return Session(self._connector(self.settings)), False
+
+    def _give_back(self, session: Session) -> None:
+        with self._lock:
+            if len(self._idle) < self.settings.db_pool_size:
+                self._idle.append(session)
+                return
+        session.close()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for the block; a connection error inside discards it and raises Transient."""
+        session, _ = self._take()
+        try:
+            yield session
+        except Exception as exc:
+            if is_connection_error(exc):
+                session.close()
+                raise Transient(f"database connection lost: {exc}") from exc
+            self._give_back(session)
+            raise
+        else:
+            self._give_back(session)
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work` on a session. A pooled connection found dead is replaced once: the work is
+        idempotent (the fold is), so repeating it after an unknown outcome is safe."""
+        for attempt in (1, 2):
+            session, reused = self._take()
+            try:
+                result = work(session)
+            except Exception as exc:
+                if is_connection_error(exc):
+                    session.close()
+                    if reused and attempt == 1:
+                        continue
+                    raise Transient(f"database connection lost: {exc}") from exc
+                self._give_back(session)
+                raise
+            self._give_back(session)
+            return result
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for session in idle:
+            session.close()
+
+
+_default: Database | None = None
+_default_lock = threading.Lock()
+
+
+def default() -> Database:
+    """The process-wide database, made on first use from the environment."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Database(Settings.from_env())
+        return _default

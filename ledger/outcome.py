@@ -1,0 +1,48 @@
+"""What applying one event did, and the counters of SPEC §5."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Outcome(enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    STALE = "stale"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+    IGNORED = "ignored"
+
+
+@dataclass(slots=True)
+class Counters:
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    stale: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome is Outcome.IGNORED:
+            return
+        self.processed += 1
+        if outcome is Outcome.CREATED:
+            self.created += 1
+        elif outcome is Outcome.UPDATED:
+            self.updated += 1
+        elif outcome is Outcome.STALE:
+            self.stale += 1
+        elif outcome is Outcome.SKIPPED:
+            self.skipped += 1
+        else:
+            self.errors += 1
+
+    def merge(self, other: Counters) -> None:
+        self.processed += other.processed
+        self.created += other.created
+        self.updated += other.updated
+        self.stale += other.stale
+        self.skipped += other.skipped
+        self.errors += other.errors

@@ -1,0 +1,47 @@
+"""VTID extraction and validation (SPEC §3)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# re.ASCII: without it \d and \b accept non-ASCII digits and letters.
+_VALID = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*-[0-9]+", re.ASCII)
+_IN_MESSAGE = re.compile(r"\bVTID-\d{4,5}(?:-\d+)?\b", re.ASCII)
+
+
+def normalise(candidate: str) -> str:
+    return candidate.strip().upper()
+
+
+def is_valid(vtid: str) -> bool:
+    return _VALID.fullmatch(vtid) is not None
+
+
+def extract(
+    vtid: str | None, metadata: Mapping[str, Any], ref: str | None, message: str | None
+) -> str | None:
+    """The event's VTID, or None when it has none or an invalid one.
+
+    A present `vtid` (or `metadata.vtid`) is authoritative: when it is invalid the event has
+    no VTID rather than falling through to `ref` or the message.
+    """
+    meta_vtid = metadata.get("vtid")
+    if vtid is not None:
+        candidate: str | None = vtid
+    elif isinstance(meta_vtid, str) and meta_vtid:
+        candidate = meta_vtid
+    elif ref is not None and is_valid(normalise(ref)):
+        candidate = ref
+    elif message is not None and (found := _IN_MESSAGE.search(message)):
+        candidate = found.group(0)
+    else:
+        return None
+    normalised = normalise(candidate)
+    return normalised if is_valid(normalised) else None
+
+
+def of_event(event: Any) -> str | None:
+    """The VTID of a decoded `ledger.events.Event`."""
+    return extract(event.vtid, event.metadata, event.ref, event.message)

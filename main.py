@@ -1,0 +1,25 @@
+"""Cloud Functions entry points. They only wire requests to `ledger/`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+import functions_framework
+from cloudevents.http.event import CloudEvent
+
+
+@functions_framework.cloud_event
+def oasis_event(cloud_event: CloudEvent) -> None:
+    """Pub/Sub → ledger. Returning acknowledges; an exception (transient only) makes Pub/Sub retry."""
+    from ledger import db, realtime
+
+    realtime.handle_cloud_event(db.default(), cloud_event.get_data(), cloud_event.get_attributes())
+
+
+@functions_framework.http
+def ledger_http(request: flask.Request) -> Any:
+    """Sweep, status, metrics, ingest and task reads."""
+    from ledger import http_api
+
+    return http_api.handle(request)

@@ -1,0 +1,236 @@
+"""Fixtures: a real Postgres (the machine's, else an embedded one), a schema per test, the
+functions served by functions-framework over real HTTP, and a Pub/Sub emulator."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ledger.config import Settings
+from ledger.db import Database, Session, parse_url
+from ledger.migrate import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _reachable(url: str) -> bool:
+    p = parse_url(url)
+    try:
+        with socket.create_connection((p.host or "127.0.0.1", p.port), timeout=1):
+            return True
+    except OSError:
+        return p.unix_sock is not None and Path(p.unix_sock).exists()
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """TEST_DATABASE_URL, else the machine's Postgres, else an embedded one started here."""
+    url = os.environ.get("TEST_DATABASE_URL") or LOCAL_URL
+    if _reachable(url):
+        yield url
+        return
+    from ledger import embedded
+
+    yield embedded.url(tmp_path_factory.mktemp("pg"))
+
+
+@pytest.fixture
+def settings(server_url: str) -> Iterator[Settings]:
+    """A fresh schema for this test, dropped afterwards."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = Database(Settings(database_url=server_url))
+    admin.run(lambda s: s.run(f'CREATE SCHEMA "{schema}"'))
+    yield Settings(database_url=server_url, db_schema=schema, sweep_batch_size=100)
+    admin.run(lambda s: s.run(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.close()
+
+
+@pytest.fixture
+def bare_db(settings: Settings) -> Iterator[Database]:
+    """A database handle on the test's empty schema (not migrated)."""
+    database = Database(settings)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def db(bare_db: Database) -> Database:
+    bare_db.run(migrate)
+    return bare_db
+
+
+@pytest.fixture
+def session(db: Database) -> Iterator[Session]:
+    with db.session() as s:
+        yield s
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEDGER_", "DB_", "PUBSUB_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        DATABASE_URL=settings.database_url or "",
+        LEDGER_DB_SCHEMA=settings.db_schema or "",
+        PYTHONPATH=str(ROOT),
+        SWEEP_BATCH_SIZE=str(settings.sweep_batch_size),
+    )
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on {port}")
+
+
+class FunctionServer:
+    def __init__(self, base: str, proc: subprocess.Popen[Any], log: Path) -> None:
+        self.base, self.proc, self.log = base, proc, log
+
+    def url(self, path: str = "/") -> str:
+        return self.base + path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def serve_function(
+    tmp_path: Path,
+) -> Iterator[Callable[..., FunctionServer]]:
+    """Start `functions-framework --target T` on main.py with the given environment."""
+    started: list[subprocess.Popen[Any]] = []
+
+    def start(target: str, env: dict[str, str]) -> FunctionServer:
+        port = free_port()
+        log = tmp_path / f"{target}-{port}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "functions_framework", "--target", target,
+                 "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        started.append(proc)
+        wait_for_port(port, proc)
+        return FunctionServer(f"http://127.0.0.1:{port}", proc, log)
+
+    yield start
+    for proc in started:
+        proc.terminate()
+    for proc in started:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def event_function(
+    settings: Settings, db: Database, serve_function: Callable[..., FunctionServer]
+) -> FunctionServer:
+    return serve_function("oasis_event", env_for(settings))
+
+
+@pytest.fixture
+def http_function(
+    settings: Settings, db: Database, serve_function: Callable[..., FunctionServer]
+) -> FunctionServer:
+    return serve_function("ledger_http", env_for(settings))
+
+
+# --- Pub/Sub emulator -------------------------------------------------------------------------
+
+PSTEST_SOURCE = ROOT / "tools" / "pstest" / "main.go"
+PSTEST_BIN = ROOT / ".build" / "pstest"
+
+
+def build_pstest() -> Path | None:
+    """Build Google's pstest fake server from Debian's golang-google-cloud-dev sources."""
+    if PSTEST_BIN.exists() and PSTEST_BIN.stat().st_mtime >= PSTEST_SOURCE.stat().st_mtime:
+        return PSTEST_BIN
+    go = shutil.which("go")
+    if go is None or not Path("/usr/share/gocode/src/cloud.google.com/go/pubsub/pstest").exists():
+        return None
+    gopath = ROOT / ".build" / "gopath"
+    gopath.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GO111MODULE": "off", "GOPATH": f"{gopath}:/usr/share/gocode",
+           "GOCACHE": str(ROOT / ".build" / "gocache")}  # fmt: skip
+    subprocess.run([go, "build", "-o", str(PSTEST_BIN), str(PSTEST_SOURCE)], env=env, check=True)
+    return PSTEST_BIN
+
+
+@pytest.fixture(scope="session")
+def pubsub_emulator() -> Iterator[str]:
+    """The address of a Pub/Sub emulator: PUBSUB_EMULATOR_HOST if set, else pstest started here."""
+    if os.environ.get("PUBSUB_EMULATOR_HOST"):
+        yield os.environ["PUBSUB_EMULATOR_HOST"]
+        return
+    binary = build_pstest()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no Pub/Sub emulator: install golang-go and golang-google-cloud-dev")
+        pytest.skip("no Pub/Sub emulator (install golang-go and golang-google-cloud-dev)")
+    proc = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    address = proc.stdout.readline().strip()
+    yield address
+    assert proc.stdin is not None
+    proc.stdin.close()
+    proc.wait(timeout=10)
+
+
+# --- Events -----------------------------------------------------------------------------------
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    """A raw OASIS event with sensible defaults; override any field."""
+    raw: dict[str, Any] = {
+        "id": "evt-" + uuid.uuid4().hex[:12],
+        "vtid": "VTID-0001",
+        "topic": "task_started",
+        "service": "test",
+        "status": "info",
+        "created_at": "2025-11-29T10:00:00Z",
+    }
+    raw.update(fields)
+    return {k: v for k, v in raw.items() if v is not ...}
+
+
+def ledger_row(session: Session, vtid: str) -> dict[str, Any] | None:
+    return session.one(
+        "SELECT vtid, status, service, environment, last_event_id, last_event_at, description, "
+        "task_family, task_type, assigned_to, tenant, metadata FROM vtid_ledger WHERE vtid = :v",
+        v=vtid,
+    )
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as s:
+        yield s
