@@ -11,7 +11,7 @@ from cloudevents.http.event import CloudEvent
 
 @functions_framework.cloud_event
 def oasis_event(cloud_event: CloudEvent) -> None:
-    """Pub/Sub → ledger. Returning acknowledges; an exception (transient only) makes Pub/Sub retry."""
+    """Pub/Sub → ledger. Returning acknowledges; raising (transient failures only) retries."""
     from ledger import db, realtime
 
     realtime.handle_cloud_event(db.default(), cloud_event.get_data(), cloud_event.get_attributes())

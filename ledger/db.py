@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -202,16 +202,13 @@ class Session:
         self.conn.execute_simple("COMMIT")
 
     def _rollback_quietly(self) -> None:
-        try:
+        # The connection may already be gone; the caller's error is the one worth raising.
+        with suppress(Exception):
             self.conn.execute_simple("ROLLBACK")
-        except Exception:  # noqa: BLE001 - the connection may already be gone; the caller's error wins
-            pass
 
     def close(self) -> None:
-        try:
+        with suppress(Exception):  # closing a dead connection fails; nothing to do
             self.conn.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection fails; nothing to do
-            pass
 
 
 class Database:

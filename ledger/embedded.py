@@ -23,6 +23,6 @@ def url(data_dir: Path) -> str:
             import pgserver
 
             path.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(path, cleanup_mode="stop")
+            server = pgserver.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
             _servers[path] = server
     return str(server.get_uri())

@@ -166,7 +166,7 @@ def _digest(fields: Mapping[str, Any]) -> str:
 
 
 def decode(obj: Any, *, default_time: datetime | None = None) -> Event:
-    """Decode one event. `default_time` stands in for a missing created_at (Pub/Sub publish time)."""
+    """Decode one event; `default_time` (a Pub/Sub publish time) stands in for created_at."""
     if not isinstance(obj, Mapping):
         raise Rejected(f"event must be a JSON object, got {type(obj).__name__}")
     raw_id = obj.get("id")

@@ -46,7 +46,12 @@ _BASE_DIGEST = "~"
 
 
 def event_key(event: Event) -> Key:
-    return (event.created_at, priority(map_status(event.type, event.status)), event.id, event.digest)
+    return (
+        event.created_at,
+        priority(map_status(event.type, event.status)),
+        event.id,
+        event.digest,
+    )
 
 
 def _meta_text(metadata: Mapping[str, Any], *names: str) -> str | None:
@@ -214,7 +219,9 @@ def _reg(state: State, name: str) -> Any:
 def render(state: State) -> Row:
     newest, founding, base = state.newest, state.founding, state.base
     base_key = base.key if base is not None else None
-    latest: Any = base if base is not None and base_key is not None and base_key >= newest.key else None
+    latest: Any = (
+        base if base is not None and base_key is not None and base_key >= newest.key else None
+    )
 
     def founding_column(name: str) -> Any:
         explicit = _reg(state, name)

@@ -55,7 +55,7 @@ def migrate(session: Session, directory: Path = MIGRATIONS_DIR) -> list[str]:
             if known is not None:
                 if known != migration.checksum:
                     raise MigrationError(
-                        f"{migration.name} changed after it was applied; add a new migration instead"
+                        f"{migration.name} changed after it was applied; add a new migration"
                     )
                 continue
             with session.transaction():

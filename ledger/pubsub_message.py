@@ -53,7 +53,9 @@ def unwrap(data: Any, fallback_time: datetime | None = None) -> Message:
     try:
         payload = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise BadMessage("message.data is not valid base64", encoded.encode("utf-8", "replace")) from None
+        raise BadMessage(
+            "message.data is not valid base64", encoded.encode("utf-8", "replace")
+        ) from None
     publish_time = fallback_time
     raw_time = message.get("publishTime") or message.get("publish_time")
     if isinstance(raw_time, str):

@@ -76,7 +76,9 @@ def _reject(
             _counted(session, Outcome.REJECTED, None)
 
     db.run(work)
-    log.warning("event rejected", extra={"reason": reason, "event_id": event_id, "message_id": message_id})
+    log.warning(
+        "event rejected", extra={"reason": reason, "event_id": event_id, "message_id": message_id}
+    )
     return Outcome.REJECTED
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-PENDING, ACTIVE, BLOCKED, CANCELLED, COMPLETE = "pending", "active", "blocked", "cancelled", "complete"
+PENDING, ACTIVE, BLOCKED, CANCELLED, COMPLETE = (
+    "pending",
+    "active",
+    "blocked",
+    "cancelled",
+    "complete",
+)
 
 PRIORITY: dict[str, int] = {PENDING: 1, ACTIVE: 2, BLOCKED: 3, CANCELLED: 4, COMPLETE: 5}
 

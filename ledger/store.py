@@ -130,7 +130,9 @@ def read(session: Session, vtid: str) -> Current:
     return Current(vtid) if row is None else _current(row)
 
 
-def upsert_if_unchanged(session: Session, vtid: str, state: fold.State, expected: int | None) -> bool:
+def upsert_if_unchanged(
+    session: Session, vtid: str, state: fold.State, expected: int | None
+) -> bool:
     """True when written; False when the row changed (or appeared) since it was read."""
     record = json.dumps(row_record(vtid, state))
     return bool(session.run(UPSERT_IF_UNCHANGED, row=record, expected=expected))

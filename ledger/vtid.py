@@ -28,8 +28,9 @@ def extract(
     no VTID rather than falling through to `ref` or the message.
     """
     meta_vtid = metadata.get("vtid")
+    candidate: str
     if vtid is not None:
-        candidate: str | None = vtid
+        candidate = vtid
     elif isinstance(meta_vtid, str) and meta_vtid:
         candidate = meta_vtid
     elif ref is not None and is_valid(normalise(ref)):

@@ -132,10 +132,24 @@ def serve_function(
         log = tmp_path / f"{target}-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "functions_framework", "--target", target,
-                 "--source", str(ROOT / "main.py"), "--host", "127.0.0.1", "--port", str(port)],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "functions_framework",
+                    "--target",
+                    target,
+                    "--source",
+                    str(ROOT / "main.py"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         started.append(proc)
         wait_for_port(port, proc)
         return FunctionServer(f"http://127.0.0.1:{port}", proc, log)
@@ -179,8 +193,12 @@ def build_pstest() -> Path | None:
         return None
     gopath = ROOT / ".build" / "gopath"
     gopath.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": f"{gopath}:/usr/share/gocode",
-           "GOCACHE": str(ROOT / ".build" / "gocache")}  # fmt: skip
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",
+        "GOPATH": f"{gopath}:/usr/share/gocode",
+        "GOCACHE": str(ROOT / ".build" / "gocache"),
+    }
     subprocess.run([go, "build", "-o", str(PSTEST_BIN), str(PSTEST_SOURCE)], env=env, check=True)
     return PSTEST_BIN
 

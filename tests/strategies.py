@@ -12,12 +12,33 @@ from ledger.fold import Base
 
 VTIDS = ["VTID-0001", "VTID-0002", "DEV-OASIS-0010"]
 TIMES = [f"2025-11-29T10:00:0{i}Z" for i in range(4)]
-TYPES = [None, "task_created", "task.started", "task_completed", "deployment_failed",
-         "pr_closed", "build_started", "custom_event", "TASK_CREATED"]  # fmt: skip
+TYPES = [
+    None,
+    "task_created",
+    "task.started",
+    "task_completed",
+    "deployment_failed",
+    "pr_closed",
+    "build_started",
+    "custom_event",
+    "TASK_CREATED",
+]
 STATUSES = [None, "success", "info", "error", "cancelled", "queued", "odd"]
 TEXT = st.sampled_from([None, "alpha", "beta"])
-META_KEYS = ["description", "summary", "taskFamily", "task_type", "assignee", "environment",
-             "env", "tenant", "branch", "autoCreated", "lastEventType", "vtid"]  # fmt: skip
+META_KEYS = [
+    "description",
+    "summary",
+    "taskFamily",
+    "task_type",
+    "assignee",
+    "environment",
+    "env",
+    "tenant",
+    "branch",
+    "autoCreated",
+    "lastEventType",
+    "vtid",
+]
 META_VALUES = st.one_of(st.none(), st.sampled_from(["", "one", "two"]), st.integers(0, 3))
 
 

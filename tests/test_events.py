@@ -8,8 +8,18 @@ from tests.conftest import event
 
 
 def test_aliases_and_absent_values() -> None:
-    e = decode({"id": "a", "createdAt": "2025-01-01T00:00:00", "topic": "", "event": None,
-                "type": "task.created", "source": "ci", "payload": '{"x": 1}', "title": ""})  # fmt: skip
+    e = decode(
+        {
+            "id": "a",
+            "createdAt": "2025-01-01T00:00:00",
+            "topic": "",
+            "event": None,
+            "type": "task.created",
+            "source": "ci",
+            "payload": '{"x": 1}',
+            "title": "",
+        }
+    )
     assert e.type == "task.created"
     assert e.service == "ci"
     assert e.metadata == {"x": 1}

@@ -28,13 +28,23 @@ def row_of(*raws: dict[str, object], base: Base | None = None) -> fold.Row:
 def test_spec_worked_example() -> None:
     row = row_of(json.loads(WORKED_EXAMPLE))
     assert row == fold.Row(
-        status="complete", service="ci-cd", environment="dev", last_event_id="evt-123",
+        status="complete",
+        service="ci-cd",
+        environment="dev",
+        last_event_id="evt-123",
         last_event_at=datetime(2025, 11, 29, 10, tzinfo=UTC),
-        description="Deployment completed successfully", task_family="deployment",
-        task_type="backend", assigned_to=None, tenant="system",
-        metadata={"autoCreated": True, "sourceEvent": "evt-123",
-                  "sourceType": "deployment_succeeded", "environment": "dev"},
-    )  # fmt: skip
+        description="Deployment completed successfully",
+        task_family="deployment",
+        task_type="backend",
+        assigned_to=None,
+        tenant="system",
+        metadata={
+            "autoCreated": True,
+            "sourceEvent": "evt-123",
+            "sourceType": "deployment_succeeded",
+            "environment": "dev",
+        },
+    )
 
 
 def test_newest_by_time_then_priority_then_id() -> None:
@@ -70,13 +80,25 @@ def test_founding_columns_follow_the_oldest_event() -> None:
 
 
 def test_metadata_keys_each_from_newest_carrier_and_writer_keys_win() -> None:
-    a = event(id="a", metadata={"branch": "x", "env": "prod", "autoCreated": False},
-              created_at="2025-01-01T00:00:00Z")  # fmt: skip
-    b = event(id="b", metadata={"assignee": "kim", "taskFamily": "F", "description": "D"},
-              created_at="2025-01-02T00:00:00Z")  # fmt: skip
+    a = event(
+        id="a",
+        metadata={"branch": "x", "env": "prod", "autoCreated": False},
+        created_at="2025-01-01T00:00:00Z",
+    )
+    b = event(
+        id="b",
+        metadata={"assignee": "kim", "taskFamily": "F", "description": "D"},
+        created_at="2025-01-02T00:00:00Z",
+    )
     row = row_of(a, b)
-    assert row.metadata == {"branch": "x", "env": "prod", "autoCreated": True, "sourceEvent": "a",
-                            "sourceType": "task_started", "lastEventType": "task_started"}  # fmt: skip
+    assert row.metadata == {
+        "branch": "x",
+        "env": "prod",
+        "autoCreated": True,
+        "sourceEvent": "a",
+        "sourceType": "task_started",
+        "lastEventType": "task_started",
+    }
     assert (row.assigned_to, row.task_family, row.description) == ("kim", "F", "D")
     assert row.environment == "dev"  # environment is the newest event's, not the newest carrier's
 
@@ -86,11 +108,22 @@ def test_one_event_has_no_last_event_type() -> None:
 
 
 def test_pre_existing_row_keeps_its_founding_columns() -> None:
-    base = Base(status="complete", description="Hand made", task_family="fam", tenant="t1",
-                last_event_at=datetime(2025, 6, 1, tzinfo=UTC), metadata={"owner": "ops"})  # fmt: skip
+    base = Base(
+        status="complete",
+        description="Hand made",
+        task_family="fam",
+        tenant="t1",
+        last_event_at=datetime(2025, 6, 1, tzinfo=UTC),
+        metadata={"owner": "ops"},
+    )
     older = event(created_at="2025-05-01T00:00:00Z", metadata={"taskType": "T"})
     row = row_of(older, base=base)
-    assert (row.status, row.description, row.task_type, row.tenant) == ("complete", "Hand made", "T", "t1")
+    assert (row.status, row.description, row.task_type, row.tenant) == (
+        "complete",
+        "Hand made",
+        "T",
+        "t1",
+    )
     assert row.metadata == {"owner": "ops"}
     newer = event(created_at="2025-07-01T00:00:00Z")
     assert row_of(newer, base=base).status == "active"
@@ -112,7 +145,9 @@ def test_any_order_and_duplication_gives_the_literal_fold(
 
 
 @given(st.data(), events(vtids=["VTID-0001"]))
-def test_merging_partial_states_in_any_grouping_agrees(data: st.DataObject, evs: list[Event]) -> None:
+def test_merging_partial_states_in_any_grouping_agrees(
+    data: st.DataObject, evs: list[Event]
+) -> None:
     split = data.draw(st.integers(0, len(evs)))
     left, right = fold_events(evs[:split]), fold_events(evs[split:])
     whole = fold_events(evs)

@@ -3,14 +3,25 @@ import pytest
 from ledger.status import BY_TYPE, map_status, priority
 
 SPEC_TYPES = {
-    "deployment_started": "active", "deployment_succeeded": "complete",
-    "deployment_failed": "blocked", "deployment_validated": "complete",
-    "task_created": "pending", "task_started": "active", "task_completed": "complete",
-    "task_failed": "blocked", "task_cancelled": "cancelled",
-    "pr_created": "active", "pr_merged": "complete", "pr_closed": "cancelled",
-    "build_started": "active", "build_succeeded": "complete", "build_failed": "blocked",
-    "workflow_started": "active", "workflow_completed": "complete", "workflow_failed": "blocked",
-}  # fmt: skip
+    "deployment_started": "active",
+    "deployment_succeeded": "complete",
+    "deployment_failed": "blocked",
+    "deployment_validated": "complete",
+    "task_created": "pending",
+    "task_started": "active",
+    "task_completed": "complete",
+    "task_failed": "blocked",
+    "task_cancelled": "cancelled",
+    "pr_created": "active",
+    "pr_merged": "complete",
+    "pr_closed": "cancelled",
+    "build_started": "active",
+    "build_succeeded": "complete",
+    "build_failed": "blocked",
+    "workflow_started": "active",
+    "workflow_completed": "complete",
+    "workflow_failed": "blocked",
+}
 
 
 def test_table_is_exactly_the_spec() -> None:
@@ -26,14 +37,30 @@ def test_every_type_in_both_spellings(event_type: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [("success", "complete"), ("complete", "complete"), ("completed", "complete"),
-     ("fail", "blocked"), ("failed", "blocked"), ("failure", "blocked"), ("error", "blocked"),
-     ("blocked", "blocked"), ("cancelled", "cancelled"), ("canceled", "cancelled"),
-     ("start", "active"), ("started", "active"), ("in_progress", "active"),
-     ("running", "active"), ("info", "active"), ("warning", "active"),
-     ("queued", "pending"), ("pending", "pending"), ("SUCCESS", "complete"),
-     ("mystery", "active"), (None, "active")],
-)  # fmt: skip
+    [
+        ("success", "complete"),
+        ("complete", "complete"),
+        ("completed", "complete"),
+        ("fail", "blocked"),
+        ("failed", "blocked"),
+        ("failure", "blocked"),
+        ("error", "blocked"),
+        ("blocked", "blocked"),
+        ("cancelled", "cancelled"),
+        ("canceled", "cancelled"),
+        ("start", "active"),
+        ("started", "active"),
+        ("in_progress", "active"),
+        ("running", "active"),
+        ("info", "active"),
+        ("warning", "active"),
+        ("queued", "pending"),
+        ("pending", "pending"),
+        ("SUCCESS", "complete"),
+        ("mystery", "active"),
+        (None, "active"),
+    ],
+)
 def test_status_fallback_for_unmapped_types(status: str | None, expected: str) -> None:
     assert map_status("something_else", status) == expected
     assert map_status(None, status) == expected

@@ -2,8 +2,15 @@ import pytest
 
 from ledger.vtid import extract, is_valid, normalise
 
-VALID = ["VTID-0521", "VTID-01233", "VTID-2025-0001", "DEV-OASIS-0010", "VTID-TEST-0521",
-         "VTID-0521-TEST-0001", "VTID-0522-1"]  # fmt: skip
+VALID = [
+    "VTID-0521",
+    "VTID-01233",
+    "VTID-2025-0001",
+    "DEV-OASIS-0010",
+    "VTID-TEST-0521",
+    "VTID-0521-TEST-0001",
+    "VTID-0522-1",
+]
 INVALID = ["VTID-ABC", "SYSTEM-HEALTH", "0521", "VTID 0521", "", "VTID-", "-0521", "VTID-0521-"]
 
 

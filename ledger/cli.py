@@ -1,0 +1,147 @@
+"""`python -m ledger COMMAND`: the operator's commands."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.config import ConfigError, Settings
+from ledger.db import Database, Transient, database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _database(settings: Settings) -> Database:
+    return Database(settings)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.migrate import migrate
+
+    db = _database(settings)
+    applied = db.run(migrate)
+    print(json.dumps({"ok": True, "applied": applied}))
+    return 0
+
+
+def _spawn_function(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "functions_framework",
+        "--target",
+        target,
+        "--source",
+        str(ROOT / "main.py"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+_SAMPLE_EVENT = (
+    '{"id":"evt-1","vtid":"VTID-0521","topic":"task_started","created_at":"2025-11-29T10:00:00Z"}'
+)
+_SMOKE_EVENT = (
+    '{"vtid":"VTID-TEST-0521","type":"task_created","source":"test",'
+    '"status":"info","message":"Test task created"}'
+)
+
+
+def _banner(settings: Settings, http_port: int, event_port: int) -> str:
+    base = f"http://127.0.0.1:{http_port}"
+    events = f"http://127.0.0.1:{event_port}/"
+    where = "DATABASE_URL" if settings.database_url else f"embedded Postgres in {settings.data_dir}"
+    data = base64.b64encode(_SAMPLE_EVENT.encode()).decode()
+    push = json.dumps({"subscription": "local", "message": {"messageId": "1", "data": data}})
+    return f"""
+VTID ledger writer is running ({where}).
+  HTTP function   {base}  (ledger_http)
+  Event function  {events}  (oasis_event)
+
+Ingest an event, sweep, and read the task:
+  curl -s -X POST {base}/api/v1/events/ingest -H 'content-type: application/json' \\
+       -d '{_SMOKE_EVENT}'
+  curl -s -X POST {base}/internal/oasis/ledger/sync
+  curl -s '{base}/api/v1/tasks?vtid=VTID-TEST-0521'
+
+Post an event to the event function as a Pub/Sub push would:
+  curl -s -X POST {events} -H 'content-type: application/json' -d '{push}'
+
+Press Ctrl-C to stop."""
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.migrate import migrate
+
+    url = database_url(settings)  # starts the embedded server when nothing else is configured
+    _database(settings).run(migrate)
+    env = dict(os.environ)
+    if url is not None:
+        env["DATABASE_URL"] = url
+    http_port, event_port = args.port, args.port + 1
+    children = [
+        _spawn_function("ledger_http", http_port, env),
+        _spawn_function("oasis_event", event_port, env),
+    ]
+    relay = None
+    if os.environ.get("PUBSUB_EMULATOR_HOST"):
+        from ledger import relay as relay_module
+
+        relay = relay_module.start(settings, f"http://127.0.0.1:{event_port}/")
+    print(_banner(settings, http_port, event_port), flush=True)
+    stop = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stop and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        if relay is not None:
+            relay.stop()
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(timeout=10)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ledger", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
+    serve = sub.add_parser(
+        "serve", help="run both functions locally (embedded Postgres by default)"
+    )
+    serve.add_argument("--port", type=int, default=8080, help="HTTP function port; events on +1")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.func(settings, args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except Transient as exc:
+        print(f"database unavailable: {exc}", file=sys.stderr)
+        return 3

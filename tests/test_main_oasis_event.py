@@ -1,0 +1,164 @@
+"""`oasis_event` as Pub/Sub reaches it: over HTTP, served by functions-framework."""
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import pytest
+import requests
+
+from ledger.config import Settings
+from ledger.db import Session
+from ledger.events import MAX_EVENT_BYTES
+from tests.conftest import FunctionServer, env_for, event, free_port, ledger_row
+from tests.test_fold import WORKED_EXAMPLE
+
+
+def push_body(data: bytes, publish_time: str = "2025-11-29T10:00:00.000Z") -> dict[str, Any]:
+    return {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "messageId": uuid.uuid4().hex,
+            "publishTime": publish_time,
+            "attributes": {},
+        },
+        "subscription": "projects/p/subscriptions/oasis-events-push",
+    }
+
+
+def send_push(fn: FunctionServer, body: Any) -> requests.Response:
+    return requests.post(fn.url("/"), json=body, timeout=30)
+
+
+def send_cloud_event(fn: FunctionServer, data: bytes) -> requests.Response:
+    headers = {
+        "ce-id": uuid.uuid4().hex,
+        "ce-specversion": "1.0",
+        "ce-source": "//pubsub.googleapis.com/projects/p/topics/oasis-events",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-time": "2025-11-29T10:00:00Z",
+        "content-type": "application/json",
+    }
+    return requests.post(fn.url("/"), json=push_body(data), headers=headers, timeout=30)
+
+
+def rejections(session: Session) -> list[dict[str, Any]]:
+    return session.rows("SELECT reason, event_id, raw FROM ledger_rejections ORDER BY id")
+
+
+def test_worked_example_through_an_eventarc_cloud_event(
+    event_function: FunctionServer, session: Session
+) -> None:
+    response = send_cloud_event(event_function, WORKED_EXAMPLE.encode())
+    assert response.status_code == 200, event_function.output()
+    row = ledger_row(session, "VTID-0521")
+    assert row is not None
+    assert row.pop("last_event_at").isoformat() == "2025-11-29T10:00:00+00:00"
+    assert row == {
+        "vtid": "VTID-0521",
+        "status": "complete",
+        "task_family": "deployment",
+        "task_type": "backend",
+        "description": "Deployment completed successfully",
+        "service": "ci-cd",
+        "environment": "dev",
+        "last_event_id": "evt-123",
+        "tenant": "system",
+        "assigned_to": None,
+        "metadata": {
+            "autoCreated": True,
+            "sourceEvent": "evt-123",
+            "sourceType": "deployment_succeeded",
+            "environment": "dev",
+        },
+    }
+
+
+def test_raw_push_envelope_and_redelivery(event_function: FunctionServer, session: Session) -> None:
+    body = push_body(json.dumps(event(topic="task_created")).encode())
+    for _ in range(3):
+        assert send_push(event_function, body).status_code == 200
+    assert ledger_row(session, "VTID-0001")["status"] == "pending"  # type: ignore[index]
+    totals = session.one(
+        "SELECT sum(events_processed) AS n, sum(created) AS c FROM projector_progress"
+    )
+    assert totals == {"n": 3, "c": 1}
+
+
+def test_publish_time_is_used_without_created_at(
+    event_function: FunctionServer, session: Session
+) -> None:
+    body = push_body(json.dumps(event(created_at=...)).encode(), "2025-03-04T05:06:07.5Z")
+    assert send_push(event_function, body).status_code == 200
+    row = ledger_row(session, "VTID-0001")
+    assert row is not None
+    assert row["last_event_at"].isoformat() == "2025-03-04T05:06:07.500000+00:00"
+
+
+MALFORMED = {
+    "non-JSON": b"{not json",
+    "a JSON array": b"[1, 2, 3]",
+    "a missing id": json.dumps(event(id=...)).encode(),
+    "a bad created_at": json.dumps(event(created_at="29/11/2025")).encode(),
+    "metadata not an object": json.dumps(event(metadata=[1, 2])).encode(),
+    "a huge message": json.dumps(event(message="x" * (MAX_EVENT_BYTES + 1))).encode(),
+    "a NUL character": json.dumps(event(message="a\x00b")).encode(),
+    "empty data": b"",
+}
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_events_are_acknowledged_and_recorded(
+    event_function: FunctionServer, session: Session, data: bytes
+) -> None:
+    response = send_push(event_function, push_body(data))
+    assert response.status_code == 200
+    assert session.scalar("SELECT count(*) FROM vtid_ledger") == 0
+    [rejection] = rejections(session)
+    assert rejection["raw"] == data
+    assert rejection["reason"]
+    assert "Traceback" not in event_function.output()
+    assert session.scalar("SELECT sum(errors) FROM projector_progress") == 1
+
+
+def test_bad_base64_is_recorded(event_function: FunctionServer, session: Session) -> None:
+    body = push_body(b"")
+    body["message"]["data"] = "***not base64***"
+    assert send_push(event_function, body).status_code == 200
+    [rejection] = rejections(session)
+    assert "base64" in rejection["reason"]
+    assert rejection["raw"] == b"***not base64***"
+
+
+def test_redelivered_bad_message_is_recorded_once(
+    event_function: FunctionServer, session: Session
+) -> None:
+    body = push_body(b"[]")
+    assert send_push(event_function, body).status_code == 200
+    assert send_push(event_function, body).status_code == 200
+    assert len(rejections(session)) == 1
+
+
+def test_cloud_event_without_a_message_is_recorded(
+    event_function: FunctionServer, session: Session
+) -> None:
+    headers = {
+        "ce-id": "1",
+        "ce-specversion": "1.0",
+        "ce-source": "//x",
+        "ce-type": "t",
+        "content-type": "application/json",
+    }
+    response = requests.post(
+        event_function.url("/"), json={"hello": 1}, headers=headers, timeout=30
+    )
+    assert response.status_code == 200
+    assert "no message" in rejections(session)[0]["reason"]
+
+
+def test_database_down_gives_5xx_so_pubsub_retries(settings: Settings, serve_function: Any) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    fn = serve_function("oasis_event", env_for(settings, DATABASE_URL=dead))
+    response = send_push(fn, push_body(json.dumps(event()).encode()))
+    assert response.status_code >= 500
