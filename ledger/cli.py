@@ -95,11 +95,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         _spawn_function("ledger_http", http_port, env),
         _spawn_function("oasis_event", event_port, env),
     ]
-    relay = None
+    relayer = None
     if os.environ.get("PUBSUB_EMULATOR_HOST"):
-        from ledger import relay as relay_module
+        from ledger import relay
 
-        relay = relay_module.start(settings, f"http://127.0.0.1:{event_port}/")
+        relayer = relay.start(settings, f"http://127.0.0.1:{event_port}/")
     print(_banner(settings, http_port, event_port), flush=True)
     stop = False
 
@@ -113,8 +113,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         while not stop and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
-        if relay is not None:
-            relay.stop()
+        if relayer is not None:
+            relayer.stop()
         for child in children:
             child.terminate()
         for child in children:

@@ -46,13 +46,11 @@ def apply_event(session: Session, event: Event) -> Outcome:
         try:
             with session.transaction():
                 current = store.read(session, vtid)
-                new = current.apply(event)
-                if current.exists and new == current.state:
-                    outcome = Outcome.STALE
-                else:
+                new, [outcome] = current.absorb([event])
+                if outcome is not Outcome.STALE:
+                    assert new is not None
                     if not store.upsert_if_unchanged(session, vtid, new, current.revision):
                         raise _Conflict
-                    outcome = Outcome.UPDATED if current.exists else Outcome.CREATED
                 _counted(session, outcome, event.created_at)
             return outcome
         except _Conflict:

@@ -10,6 +10,8 @@ from typing import Any
 
 from ledger import fold
 from ledger.db import Session
+from ledger.events import Event
+from ledger.outcome import Outcome
 
 _ROW_COLUMNS = (
     "status, service, environment, last_event_id, last_event_at, description, task_family, "
@@ -79,10 +81,18 @@ class Current:
     def exists(self) -> bool:
         return self.revision is not None
 
-    def apply(self, event: Any) -> fold.State:
-        if self.state is not None:
-            return fold.apply(self.state, event)
-        return fold.with_base(fold.apply(None, event), self.base)
+    def absorb(self, events: Iterable[Event]) -> tuple[fold.State | None, list[Outcome]]:
+        """Fold `events` in, in the order given; what each one did (SPEC §5 counters)."""
+        state, outcomes = self.state, []
+        for event in events:
+            if state is None:
+                state = fold.with_base(fold.apply(None, event), self.base)
+                outcomes.append(Outcome.UPDATED if self.exists else Outcome.CREATED)
+                continue
+            new = fold.apply(state, event)
+            outcomes.append(Outcome.STALE if new == state else Outcome.UPDATED)
+            state = new
+        return state, outcomes
 
 
 def _current(row: Mapping[str, Any]) -> Current:

@@ -1,0 +1,205 @@
+"""`ledger_http` (SPEC §8): routes, auth, and errors as JSON, never a traceback."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ledger import db as database
+from ledger import logs
+from ledger.config import ConfigError
+from ledger.db import Database, Transient
+from ledger.events import Rejected
+from ledger.jsonout import iso, now
+
+if TYPE_CHECKING:
+    import flask
+
+log = logs.get("ledger.http")
+
+Response = tuple[Any, int] | tuple[Any, int, dict[str, str]]
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.status, self.error, self.extra = status, error, extra
+
+
+def _error(status: int, error: str, **extra: Any) -> Response:
+    return {"ok": False, "error": error, **extra}, status
+
+
+def _json_body(request: flask.Request) -> tuple[Any, bytes]:
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY_BYTES:
+        raise HttpError(413, f"body is larger than {MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        raise HttpError(400, "body must be a JSON object")
+    try:
+        return json.loads(raw), raw
+    except ValueError as exc:
+        raise HttpError(400, f"body is not valid JSON: {exc}") from None
+
+
+def sync(db: Database, request: flask.Request) -> Response:
+    from ledger.sweep import sweep
+
+    result = sweep(db)
+    if result.busy:
+        return _error(409, "a sweep is already running; try again when it finishes", busy=True)
+    c = result.counters
+    return {
+        "ok": True,
+        "vtid": "VTID-0521",
+        "result": {
+            "processed": c.processed,
+            "updated": c.updated,
+            "created": c.created,
+            "errors": c.errors,
+            "skipped": c.skipped,
+            "stale": c.stale,
+            "last_event_id": result.last_event_id,
+            "last_event_time": iso(result.last_event_time),
+            "more": result.more,
+        },
+        "timestamp": now(),
+    }, 200
+
+
+def status(db: Database, request: flask.Request) -> Response:
+    from ledger.status_report import status as report
+
+    return db.run(report), 200
+
+
+def metrics(db: Database, request: flask.Request) -> Response:
+    from ledger.status_report import metrics as report
+    from ledger.status_report import prometheus
+
+    body = db.run(report)
+    best = request.accept_mimetypes.best_match(["application/json", "text/plain"])
+    if best == "text/plain":
+        return prometheus(body), 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+    return body, 200
+
+
+def ingest(db: Database, request: flask.Request) -> Response:
+    from ledger import ingest as ingesting
+
+    try:
+        body, raw = _json_body(request)
+    except HttpError as exc:
+        if exc.status == 400:
+            ingesting.record_rejection(db, request.get_data(cache=True), Rejected(exc.error))
+        raise
+    try:
+        event = ingesting.prepare(body)
+    except Rejected as exc:
+        ingesting.record_rejection(db, raw, exc)
+        return _error(400, exc.reason)
+    done = ingesting.ingest(db, event, db.settings.topic_path)
+    if not done.stored:
+        return {"ok": True, "event_id": event.id, "duplicate": True}, 200
+    return {"ok": True, "event_id": event.id, "published": done.message_id is not None}, 201
+
+
+def list_tasks(db: Database, request: flask.Request) -> Response:
+    from ledger import tasks
+
+    try:
+        query = tasks.parse_query(request.args.to_dict())
+    except tasks.BadQuery as exc:
+        return _error(400, str(exc))
+    return db.run(lambda s: tasks.list_tasks(s, query)), 200
+
+
+def get_vtid(db: Database, request: flask.Request, raw_vtid: str) -> Response:
+    from ledger import tasks
+
+    try:
+        vtid = tasks.parse_vtid(raw_vtid)
+    except tasks.BadQuery as exc:
+        return _error(400, str(exc))
+    row = db.run(lambda s: tasks.get_task(s, vtid))
+    if row is None:
+        return _error(404, f"{vtid} is not in the ledger")
+    return {"ok": True, "data": row}, 200
+
+
+def alive(db: Database, request: flask.Request) -> Response:
+    return {"ok": True}, 200
+
+
+def ready(db: Database, request: flask.Request) -> Response:
+    try:
+        db.run(lambda s: s.scalar("SELECT 1 FROM projection_offsets LIMIT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return _error(503, f"database not ready: {exc}")
+    return {"ok": True}, 200
+
+
+Handler = Callable[[Database, "flask.Request"], Response]
+ROUTES: dict[str, dict[str, Handler]] = {
+    "/internal/oasis/ledger/sync": {"POST": sync},
+    "/internal/oasis/ledger/status": {"GET": status},
+    "/metrics": {"GET": metrics},
+    "/api/v1/events/ingest": {"POST": ingest},
+    "/api/v1/tasks": {"GET": list_tasks},
+    "/alive": {"GET": alive},
+    "/ready": {"GET": ready},
+}
+VTID_PREFIX = "/api/v1/vtid/"
+OPEN_PATHS = frozenset({"/alive"})
+
+
+def _authorised(request: flask.Request, token: str | None) -> bool:
+    if token is None or request.path in OPEN_PATHS:
+        return True
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+def _route(db: Database, request: flask.Request) -> Response:
+    path = request.path.rstrip("/") or "/"
+    if path.startswith(VTID_PREFIX) and len(path) > len(VTID_PREFIX):
+        if request.method != "GET":
+            return _error(405, f"{request.method} is not allowed here; use GET")
+        return get_vtid(db, request, path[len(VTID_PREFIX) :])
+    methods = ROUTES.get(path)
+    if methods is None:
+        return _error(404, f"no route {request.path}")
+    handler = methods.get(request.method)
+    if handler is None:
+        allowed = ", ".join(sorted(methods))
+        return _error(405, f"{request.method} is not allowed here; use {allowed}")
+    return handler(db, request)
+
+
+def handle(request: flask.Request, db: Database | None = None) -> Any:
+    import flask
+
+    try:
+        db = db or database.default()
+        if not _authorised(request, db.settings.api_token):
+            response = _error(401, "missing or wrong bearer token")
+        else:
+            response = _route(db, request)
+    except HttpError as exc:
+        response = _error(exc.status, exc.error, **exc.extra)
+    except (Transient, ConfigError) as exc:
+        log.error("service unavailable", extra={"error": str(exc), "path": request.path})
+        response = _error(503, f"service unavailable: {exc}")
+    except Exception:
+        log.exception("unexpected error", extra={"path": request.path})
+        response = _error(500, "internal error; see the function's logs")
+    body, status_code, *headers = response
+    if isinstance(body, str):
+        return flask.Response(body, status=status_code, headers=headers[0] if headers else None)
+    return flask.make_response(flask.jsonify(body), status_code)

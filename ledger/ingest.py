@@ -1,0 +1,76 @@
+"""`POST /api/v1/events/ingest`: store an event in oasis_events, then publish it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger import log_table, logs, rejections
+from ledger.db import Database, Session
+from ledger.events import Event, Rejected, decode
+from ledger.jsonout import iso
+
+SOURCE = "ingest"
+log = logs.get("ledger.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    event: Event
+    stored: bool
+    message_id: str | None
+
+
+def prepare(body: Any) -> Event:
+    """Decode an ingest body: the seed document's names or SPEC §2's, id and time defaulted."""
+    if not isinstance(body, Mapping):
+        raise Rejected(f"body must be a JSON object, got {type(body).__name__}")
+    raw = dict(body)
+    raw.setdefault("id", str(uuid.uuid4()))
+    return decode(raw, default_time=datetime.now(UTC))
+
+
+def record_rejection(db: Database, raw: bytes, exc: Rejected) -> None:
+    def work(session: Session) -> None:
+        rejections.record(session, source=SOURCE, reason=exc.reason, raw=raw, event_id=exc.event_id)
+
+    db.run(work)
+
+
+def wire_form(event: Event) -> dict[str, Any]:
+    """The event as it is published: SPEC §2 names, so the event function reads it as stored."""
+    return {
+        "id": event.id,
+        "created_at": iso(event.created_at),
+        "topic": event.type,
+        "service": event.service,
+        "status": event.status,
+        "vtid": event.vtid,
+        "message": event.message,
+        "title": event.title,
+        "ref": event.ref,
+        "layer": event.layer,
+        "module": event.module,
+        "kind": event.kind,
+        "tenant": event.tenant,
+        "notes": event.notes,
+        "metadata": dict(event.metadata),
+    }
+
+
+def ingest(db: Database, event: Event, topic_path: str | None) -> Ingested:
+    """Store first, so a failed publish loses nothing: the sweep still applies the event."""
+    stored = db.run(lambda session: log_table.insert(session, event))
+    message_id = None
+    if topic_path is not None and stored:
+        from ledger import publisher
+
+        try:
+            attributes = {"type": event.type or "", "event_id": event.id}
+            message_id = publisher.publish(topic_path, wire_form(event), attributes)
+        except Exception as exc:  # noqa: BLE001 - stored already; the sweep will apply it
+            log.warning("publish failed; the sweep will apply the event", extra={"error": str(exc)})
+    return Ingested(event, stored, message_id)

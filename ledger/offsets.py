@@ -1,0 +1,107 @@
+"""The sweep's offset: the `projection_offsets` row `vtid_ledger_writer`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.db import Session
+from ledger.outcome import Counters
+
+PROJECTOR = "vtid_ledger_writer"
+
+ENSURE = """
+INSERT INTO projection_offsets (projector_name, events_processed) VALUES (:name, 0)
+ON CONFLICT (projector_name) DO NOTHING"""
+
+READ = """
+SELECT position_tx_id::text AS position_tx_id, position_seq, events_processed, last_event_id,
+       last_event_time, last_processed_at, created, updated, skipped, errors,
+       last_error, last_error_at
+FROM projection_offsets WHERE projector_name = :name"""
+
+LOCK = READ + " FOR UPDATE"
+
+# The position always moves; the counters and event fields only when events were processed
+# (a batch of nothing but the writer's own ledger_sync events leaves them as they were).
+ADVANCE = """
+UPDATE projection_offsets SET
+    position_tx_id = CAST(:tx_id AS xid8), position_seq = :seq,
+    events_processed = events_processed + :processed,
+    created = created + :created, updated = updated + :updated,
+    skipped = skipped + :skipped, errors = errors + :errors,
+    last_event_id = coalesce(:last_event_id, last_event_id),
+    last_event_time = coalesce(:last_event_time, last_event_time),
+    last_processed_at = CASE WHEN :processed > 0 THEN now() ELSE last_processed_at END
+WHERE projector_name = :name"""
+
+MARK_FAILED = """
+UPDATE projection_offsets SET last_error = :error, last_error_at = now()
+WHERE projector_name = :name"""
+
+MARK_OK = """
+UPDATE projection_offsets SET last_error = NULL
+WHERE projector_name = :name AND last_error IS NOT NULL"""
+
+RESET = """
+UPDATE projection_offsets SET position_tx_id = NULL, position_seq = NULL,
+    events_processed = 0, created = 0, updated = 0, skipped = 0, errors = 0,
+    last_event_id = NULL, last_event_time = NULL, last_processed_at = NULL, last_error = NULL
+WHERE projector_name = :name"""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where the sweep is in commit order: (transaction id, sequence) of the last event read."""
+
+    tx_id: str = "0"
+    seq: int = 0
+
+
+def position(row: dict[str, Any]) -> Position:
+    if row["position_tx_id"] is None:
+        return Position()
+    return Position(row["position_tx_id"], int(row["position_seq"] or 0))
+
+
+def read(session: Session, *, lock: bool = False) -> dict[str, Any]:
+    session.run(ENSURE, name=PROJECTOR)
+    row = session.one(LOCK if lock else READ, name=PROJECTOR)
+    assert row is not None
+    return row
+
+
+def advance(
+    session: Session,
+    to: Position,
+    counters: Counters,
+    last_event_id: str | None,
+    last_event_time: datetime | None,
+) -> None:
+    session.run(
+        ADVANCE,
+        name=PROJECTOR,
+        tx_id=to.tx_id,
+        seq=to.seq,
+        processed=counters.processed,
+        created=counters.created,
+        updated=counters.updated,
+        skipped=counters.skipped,
+        errors=counters.errors,
+        last_event_id=last_event_id,
+        last_event_time=last_event_time,
+    )
+
+
+def mark_failed(session: Session, error: str) -> None:
+    session.run(MARK_FAILED, name=PROJECTOR, error=error[:2000])
+
+
+def mark_ok(session: Session) -> None:
+    session.run(MARK_OK, name=PROJECTOR)
+
+
+def reset(session: Session) -> None:
+    session.run(ENSURE, name=PROJECTOR)
+    session.run(RESET, name=PROJECTOR)

@@ -1,0 +1,103 @@
+"""Task reads (`GET /api/v1/tasks`, `GET /api/v1/vtid/<vtid>`): filters and keyset pagination."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.db import Session
+from ledger.jsonout import plain
+from ledger.vtid import is_valid, normalise
+
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+FILTERS = ("vtid", "status", "service", "environment")
+
+_COLUMNS = (
+    "vtid, status, task_family, task_type, description, assigned_to, tenant, service, "
+    "environment, last_event_id, last_event_at, metadata, created_at, updated_at"
+)
+
+# Each filter is either NULL (not given) or an exact match; the statement never changes shape.
+LIST = f"""
+SELECT {_COLUMNS} FROM vtid_ledger
+WHERE (CAST(:vtid AS text) IS NULL OR vtid = :vtid)
+  AND (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:service AS text) IS NULL OR service = :service)
+  AND (CAST(:environment AS text) IS NULL OR environment = :environment)
+  AND (CAST(:after AS text) IS NULL OR vtid > :after)
+ORDER BY vtid
+LIMIT :limit"""
+
+ONE = f"SELECT {_COLUMNS} FROM vtid_ledger WHERE vtid = :vtid"
+
+
+class BadQuery(ValueError):
+    """A query parameter is unusable; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    filters: Mapping[str, str | None]
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None
+
+
+def encode_cursor(vtid: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": vtid}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        raise BadQuery("cursor is not one this API returned") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("after"), str):
+        raise BadQuery("cursor is not one this API returned")
+    return str(raw["after"])
+
+
+def parse_vtid(raw: str) -> str:
+    vtid = normalise(raw)
+    if not is_valid(vtid):
+        raise BadQuery(f"{raw!r} is not a valid VTID (like VTID-0521 or DEV-OASIS-0010)")
+    return vtid
+
+
+def parse_query(args: Mapping[str, str]) -> Query:
+    unknown = sorted(set(args) - {*FILTERS, "limit", "cursor"})
+    if unknown:
+        raise BadQuery(f"unknown query parameter(s): {', '.join(unknown)}")
+    filters: dict[str, str | None] = {name: args.get(name) or None for name in FILTERS}
+    if filters["vtid"] is not None:
+        filters["vtid"] = parse_vtid(filters["vtid"])
+    limit = DEFAULT_LIMIT
+    if "limit" in args:
+        try:
+            limit = int(args["limit"])
+        except ValueError:
+            raise BadQuery(f"limit must be an integer from 1 to {MAX_LIMIT}") from None
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadQuery(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    after = decode_cursor(args["cursor"]) if args.get("cursor") else None
+    return Query(filters=filters, limit=limit, after=after)
+
+
+def list_tasks(session: Session, query: Query) -> dict[str, Any]:
+    rows = session.rows(LIST, **query.filters, after=query.after, limit=query.limit + 1)
+    has_more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = encode_cursor(rows[-1]["vtid"]) if has_more else None
+    return {
+        "data": [plain(r) for r in rows],
+        "meta": {"count": len(rows), "limit": query.limit, "has_more": has_more,
+                 "next_cursor": next_cursor},
+    }  # fmt: skip
+
+
+def get_task(session: Session, vtid: str) -> dict[str, Any] | None:
+    row = session.one(ONE, vtid=vtid)
+    return None if row is None else plain(row)
