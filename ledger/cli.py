@@ -122,6 +122,93 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _print(body: Any) -> None:
+    print(json.dumps(body, indent=2, default=str))
+
+
+def _sweep_with_progress(db: Database, label: str, show: bool) -> int:
+    from ledger import log_table, offsets
+    from ledger.jsonout import iso
+    from ledger.terminal import ProgressBar
+    from ledger.verify import SweepRunning, sweep_until_caught_up
+
+    def backlog(session: Any) -> int:
+        return int(log_table.backlog(session, offsets.position(offsets.read(session)))["backlog"])
+
+    total = db.run(backlog)
+    bar = ProgressBar(total, label) if show and total >= 2 * db.settings.sweep_batch_size else None
+    try:
+        result = sweep_until_caught_up(
+            db, on_batch=(lambda r: bar.update(r.counters.processed)) if bar else None
+        )
+    except SweepRunning as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    c = result.counters
+    _print(
+        {"ok": True, "result": {"processed": c.processed, "created": c.created,
+         "updated": c.updated, "stale": c.stale, "skipped": c.skipped, "errors": c.errors,
+         "last_event_id": result.last_event_id, "last_event_time": iso(result.last_event_time)}}
+    )  # fmt: skip
+    return 0
+
+
+def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    return _sweep_with_progress(_database(settings), "sync", not args.quiet)
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.status_report import status
+
+    _print(_database(settings).run(status))
+    return 0
+
+
+def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ledger.verify import verify
+
+    drifts = _database(settings).run(verify)
+    for drift in drifts:
+        print(json.dumps(asdict(drift), default=str))
+    print(f"{len(drifts)} row(s) drifted from the log", file=sys.stderr)
+    return 1 if drifts else 0
+
+
+def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.verify import SweepRunning, reset_for_rebuild
+
+    db = _database(settings)
+    try:
+        reset_for_rebuild(db)
+    except SweepRunning as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return _sweep_with_progress(db, "rebuild", not args.quiet)
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger import ingest
+    from ledger.events import Rejected
+
+    text = sys.stdin.read() if args.event == "-" else args.event
+    db = _database(settings)
+    try:
+        event = ingest.prepare(json.loads(text))
+    except (ValueError, Rejected) as exc:
+        reason = exc.reason if isinstance(exc, Rejected) else f"not valid JSON: {exc}"
+        print(f"rejected: {reason}", file=sys.stderr)
+        return 1
+    done = ingest.ingest(db, event, settings.topic_path)
+    _print({"ok": True, "event_id": event.id, "duplicate": not done.stored,
+            "published": done.message_id is not None})  # fmt: skip
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ledger", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=8080, help="HTTP function port; events on +1")
     serve.set_defaults(func=cmd_serve)
+    for name, func, text in [
+        ("sync", cmd_sync, "run the catch-up sweep until caught up"),
+        ("rebuild", cmd_rebuild, "empty the ledger and replay the whole log"),
+    ]:
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--quiet", action="store_true", help="no progress bar")
+        command.set_defaults(func=func)
+    sub.add_parser("status", help="print the writer's status").set_defaults(func=cmd_status)
+    sub.add_parser(
+        "verify", help="fold the whole log and report rows that differ (exit 1 on drift)"
+    ).set_defaults(func=cmd_verify)
+    ingest = sub.add_parser("ingest", help="store an event (and publish it if PUBSUB_TOPIC is set)")
+    ingest.add_argument("event", help="the event as JSON, or - to read it from stdin")
+    ingest.set_defaults(func=cmd_ingest)
     return parser
 
 

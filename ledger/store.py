@@ -95,7 +95,7 @@ class Current:
         return state, outcomes
 
 
-def _current(row: Mapping[str, Any]) -> Current:
+def current_of(row: Mapping[str, Any]) -> Current:
     raw_state = row["fold_state"]
     if raw_state is not None:
         return Current(row["vtid"], row["revision"], state=fold.from_json(raw_state))
@@ -137,7 +137,7 @@ def row_record(vtid: str, state: fold.State) -> dict[str, Any]:
 
 def read(session: Session, vtid: str) -> Current:
     row = session.one(READ_ONE, vtid=vtid)
-    return Current(vtid) if row is None else _current(row)
+    return Current(vtid) if row is None else current_of(row)
 
 
 def upsert_if_unchanged(
@@ -150,7 +150,7 @@ def upsert_if_unchanged(
 
 def lock_many(session: Session, vtids: Iterable[str]) -> dict[str, Current]:
     rows = session.rows(LOCK_MANY, vtids=sorted(vtids))
-    return {row["vtid"]: _current(row) for row in rows}
+    return {row["vtid"]: current_of(row) for row in rows}
 
 
 def insert_new(session: Session, states: Mapping[str, fold.State]) -> set[str]:

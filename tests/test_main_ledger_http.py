@@ -1,0 +1,177 @@
+"""`ledger_http` over real HTTP: every route's happy path, auth and malformed input, each
+response checked against the OpenAPI document."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from ledger.config import Settings
+from ledger.db import Database
+from tests.conftest import FunctionServer, env_for, event, free_port
+from tests.openapi import check
+
+TOKEN = "s3cret-token"
+
+
+def call(fn: FunctionServer, method: str, path: str, **kwargs: Any) -> requests.Response:
+    response = requests.request(method, fn.url(path), timeout=30, **kwargs)
+    check(response)
+    assert "Traceback" not in response.text
+    return response
+
+
+def ingest(fn: FunctionServer, body: Any, **kwargs: Any) -> requests.Response:
+    return call(fn, "POST", "/api/v1/events/ingest", json=body, **kwargs)
+
+
+def test_seed_smoke_test(http_function: FunctionServer) -> None:
+    body = {"vtid": "VTID-TEST-0521", "type": "task_created", "source": "test", "status": "info",
+            "message": "Test task created"}  # fmt: skip
+    stored = ingest(http_function, body)
+    assert stored.status_code == 201 and stored.json()["ok"] is True
+    synced = call(http_function, "POST", "/internal/oasis/ledger/sync").json()
+    assert synced["ok"] and synced["vtid"] == "VTID-0521"
+    assert synced["result"]["processed"] == 1 and synced["result"]["created"] == 1
+    assert synced["result"]["last_event_id"] == stored.json()["event_id"]
+    tasks = call(http_function, "GET", "/api/v1/tasks?vtid=VTID-TEST-0521").json()
+    assert tasks["meta"]["count"] == 1
+    task = tasks["data"][0]
+    assert (task["vtid"], task["status"], task["service"]) == ("VTID-TEST-0521", "pending", "test")
+    assert task["description"] == "Test task created"
+
+
+def test_status_and_metrics(http_function: FunctionServer) -> None:
+    ingest(http_function, {"vtid": "VTID-0001", "type": "task_started"})
+    status = call(http_function, "GET", "/internal/oasis/ledger/status").json()
+    assert status["status"]["backlog"] == 1 and status["status"]["running"] is True
+    assert status["status"]["lag_seconds"] >= 0
+    call(http_function, "POST", "/internal/oasis/ledger/sync")
+    status = call(http_function, "GET", "/internal/oasis/ledger/status").json()
+    assert status["status"]["backlog"] == 0 and status["status"]["events_processed"] == 1
+    assert (
+        status["recent_syncs"][0]["notes"] == "Processed 1 events: 0 updated, 1 created, 0 errors"
+    )
+    metrics = call(http_function, "GET", "/metrics").json()
+    assert metrics["projectors"]["vtid_ledger_writer"]["events_processed"] == 1
+    assert metrics["projectors"]["vtid_ledger_sync"]["events_processed"] == 0
+    text = call(http_function, "GET", "/metrics", headers={"Accept": "text/plain"})
+    assert text.headers["Content-Type"].startswith("text/plain")
+    assert 'vtid_ledger_events_processed_total{projector="vtid_ledger_writer"} 1' in text.text
+
+
+def test_ingest_accepts_spec_names_and_is_idempotent_by_id(
+    http_function: FunctionServer, db: Database
+) -> None:
+    raw = event(id="fixed-1", metadata={"environment": "prod"})
+    assert ingest(http_function, raw).status_code == 201
+    again = ingest(http_function, raw)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 1
+
+
+def test_tasks_filters_and_cursor_pagination(http_function: FunctionServer) -> None:
+    for i in range(7):
+        env = "prod" if i % 2 else "dev"
+        ingest(http_function, event(vtid=f"VTID-{i:04d}", metadata={"environment": env}))
+    call(http_function, "POST", "/internal/oasis/ledger/sync")
+    seen, cursor = [], None
+    while True:
+        query = "/api/v1/tasks?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = call(http_function, "GET", query).json()
+        seen += [row["vtid"] for row in page["data"]]
+        cursor = page["meta"]["next_cursor"]
+        assert page["meta"]["has_more"] is (cursor is not None)
+        if cursor is None:
+            break
+    assert seen == [f"VTID-{i:04d}" for i in range(7)]
+    prod = call(http_function, "GET", "/api/v1/tasks?environment=prod&status=active").json()
+    assert [r["vtid"] for r in prod["data"]] == ["VTID-0001", "VTID-0003", "VTID-0005"]
+
+
+def test_vtid_lookup(http_function: FunctionServer) -> None:
+    ingest(http_function, event(vtid="VTID-0521"))
+    call(http_function, "POST", "/internal/oasis/ledger/sync")
+    found = call(http_function, "GET", "/api/v1/vtid/vtid-0521")
+    assert found.status_code == 200 and found.json()["data"]["vtid"] == "VTID-0521"
+    missing = call(http_function, "GET", "/api/v1/vtid/VTID-9999")
+    assert missing.status_code == 404 and "VTID-9999" in missing.json()["error"]
+
+
+def test_alive_and_ready(http_function: FunctionServer) -> None:
+    assert call(http_function, "GET", "/alive").json() == {"ok": True}
+    assert call(http_function, "GET", "/ready").json() == {"ok": True}
+
+
+def test_ready_and_sync_report_a_dead_database(
+    settings: Settings, serve_function: Callable[..., FunctionServer]
+) -> None:
+    dead = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    fn = serve_function("ledger_http", env_for(settings, DATABASE_URL=dead))
+    assert call(fn, "GET", "/alive").status_code == 200
+    assert call(fn, "GET", "/ready").status_code == 503
+    assert call(fn, "POST", "/internal/oasis/ledger/sync").status_code == 503
+
+
+MALFORMED = [
+    ("POST", "/api/v1/events/ingest", {"data": b"{not json", "headers": {"content-type": "application/json"}}, "not valid JSON"),
+    ("POST", "/api/v1/events/ingest", {"json": [1, 2]}, "JSON object"),
+    ("POST", "/api/v1/events/ingest", {"json": {"vtid": 5}}, "vtid must be a string"),
+    ("POST", "/api/v1/events/ingest", {"json": {"type": "x", "created_at": "soon"}}, "ISO-8601"),
+    ("POST", "/api/v1/events/ingest", {"json": {"payload": [1]}}, "JSON object"),
+    ("POST", "/api/v1/events/ingest", {"data": b""}, "JSON object"),
+    ("POST", "/api/v1/events/ingest", {"data": b"x" * (1024 * 1024 + 1)}, "larger"),
+    ("GET", "/api/v1/tasks?limit=0", {}, "limit"),
+    ("GET", "/api/v1/tasks?limit=1001", {}, "limit"),
+    ("GET", "/api/v1/tasks?limit=ten", {}, "limit"),
+    ("GET", "/api/v1/tasks?cursor=bogus", {}, "cursor"),
+    ("GET", "/api/v1/tasks?vtid=SYSTEM", {}, "not a valid VTID"),
+    ("GET", "/api/v1/tasks?stauts=active", {}, "unknown query parameter"),
+    ("GET", "/api/v1/vtid/not-a-vtid", {}, "not a valid VTID"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "error"), MALFORMED)
+def test_malformed_requests_get_a_4xx_naming_the_problem(
+    http_function: FunctionServer, method: str, path: str, kwargs: dict[str, Any], error: str
+) -> None:
+    response = call(http_function, method, path, **kwargs)
+    assert 400 <= response.status_code < 500
+    body = response.json()
+    assert body["ok"] is False and error in body["error"]
+
+
+def test_rejected_ingest_is_recorded(http_function: FunctionServer, db: Database) -> None:
+    ingest(http_function, {"vtid": "VTID-0001", "metadata": "nope"})
+    [row] = db.run(lambda s: s.rows("SELECT source, reason FROM ledger_rejections"))
+    assert row["source"] == "ingest" and "JSON" in row["reason"]
+
+
+def test_unknown_route_and_wrong_method(http_function: FunctionServer) -> None:
+    assert requests.get(http_function.url("/nope"), timeout=10).status_code == 404
+    wrong = requests.get(http_function.url("/internal/oasis/ledger/sync"), timeout=10)
+    assert wrong.status_code == 405 and "POST" in wrong.json()["error"]
+
+
+@pytest.fixture
+def guarded(
+    settings: Settings, db: Database, serve_function: Callable[..., FunctionServer]
+) -> FunctionServer:
+    return serve_function("ledger_http", env_for(settings, LEDGER_API_TOKEN=TOKEN))
+
+
+ROUTES = [("POST", "/internal/oasis/ledger/sync"), ("GET", "/internal/oasis/ledger/status"),
+          ("GET", "/metrics"), ("POST", "/api/v1/events/ingest"), ("GET", "/api/v1/tasks"),
+          ("GET", "/api/v1/vtid/VTID-0001"), ("GET", "/ready")]  # fmt: skip
+
+
+def test_every_route_but_alive_needs_the_token(guarded: FunctionServer) -> None:
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    for method, path in ROUTES:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            response = call(guarded, method, path, headers=headers, json={})
+            assert response.status_code == 401, (method, path, headers)
+        authorised = call(guarded, method, path, headers=good, json=event())
+        assert authorised.status_code != 401
+    assert call(guarded, "GET", "/alive").status_code == 200

@@ -1,0 +1,230 @@
+"""The catch-up sweep against a real Postgres: commit order, ties, locks, crashes, the fold."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger import log_table, offsets, status_report
+from ledger.db import Database, Session, Transient
+from ledger.events import Event, decode
+from ledger.realtime import apply_event
+from ledger.sweep import sweep
+from tests.conftest import event, ledger_row
+from tests.strategies import events
+from tests.test_realtime import _as_columns, _columns, _expected
+
+
+def insert(db: Database, *raws: dict[str, Any]) -> list[Event]:
+    decoded = [decode(r) for r in raws]
+
+    def work(s: Session) -> None:
+        with s.transaction():
+            for e in decoded:
+                log_table.insert(s, e)
+
+    db.run(work)
+    return decoded
+
+
+def offset(db: Database) -> dict[str, Any]:
+    return db.run(lambda s: offsets.read(s))
+
+
+def sync_events(db: Database) -> list[dict[str, Any]]:
+    return db.run(lambda s: log_table.recent_syncs(s, 100))
+
+
+@pytest.fixture
+def held(db: Database) -> Iterator[Session]:
+    """A second connection for a transaction the test keeps open."""
+    with db.session() as s:
+        yield s
+        s._rollback_quietly()
+
+
+def test_sweep_applies_and_reports(db: Database) -> None:
+    insert(db, event(id="a", topic="task_created"), event(id="b", vtid="SYSTEM-X"),
+           event(id="c", vtid="VTID-0002", created_at="2025-11-29T11:00:00Z"))  # fmt: skip
+    result = sweep(db)
+    c = result.counters
+    assert (c.processed, c.created, c.skipped, c.errors) == (3, 2, 1, 0)
+    assert (result.last_event_id, result.more) == ("c", False)
+    assert offset(db)["events_processed"] == 3
+    [sync] = sync_events(db)
+    assert sync["status"] == "success"
+    assert sync["notes"] == "Processed 3 events: 0 updated, 2 created, 0 errors"
+    assert sync["metadata"] == {"processed": 3, "updated": 0, "created": 2, "errors": 0,
+                                "skipped": 1, "lastEventId": "c",
+                                "lastEventTime": "2025-11-29T11:00:00+00:00", "vtid": None}  # fmt: skip
+
+
+def test_idle_sweeps_write_nothing_and_ignore_own_events(db: Database) -> None:
+    assert sweep(db).counters.processed == 0
+    assert sync_events(db) == []
+    insert(db, event())
+    assert sweep(db).counters.processed == 1
+    again = sweep(db)  # sees only its own ledger_sync event
+    assert again.counters.processed == 0
+    assert len(sync_events(db)) == 1
+    assert offset(db)["events_processed"] == 1
+
+
+def test_transaction_held_open_is_never_skipped(db: Database, held: Session) -> None:
+    held.conn.execute_simple("BEGIN")
+    log_table.insert(
+        held, decode(event(id="late", vtid="VTID-0900", created_at="2025-11-29T09:00:00Z"))
+    )
+    insert(db, event(id="after-1", vtid="VTID-0901"), event(id="after-2", vtid="VTID-0902"))
+    first = sweep(db)
+    assert first.counters.processed == 0  # the horizon holds everything back; nothing is lost
+    status = db.run(status_report.status)["status"]
+    assert (status["backlog"], status["held_back"]) == (2, 2)  # committed, but behind the open one
+    assert status["oldest_open_transaction"]["age_seconds"] >= 0
+    held.conn.execute_simple("COMMIT")
+    second = sweep(db)
+    assert second.counters.created == 3
+    with db.session() as s:
+        assert ledger_row(s, "VTID-0900") is not None
+
+
+def test_late_commit_below_an_advanced_offset_is_still_applied(db: Database, held: Session) -> None:
+    insert(db, event(id="first", vtid="VTID-0001"))
+    held.conn.execute_simple("BEGIN")
+    log_table.insert(held, decode(event(id="late", vtid="VTID-0002")))
+    insert(db, event(id="third", vtid="VTID-0003"))
+    assert sweep(db).counters.processed == 1  # only what is below the open transaction
+    held.conn.execute_simple("COMMIT")
+    assert sweep(db).counters.processed == 2
+    with db.session() as s:
+        assert {r[0] for r in s.run("SELECT vtid FROM vtid_ledger")} == {
+            "VTID-0001", "VTID-0002", "VTID-0003"
+        }  # fmt: skip
+
+
+def test_a_thousand_ties_across_batch_boundaries(db: Database) -> None:
+    raws = [event(id=f"tie-{i:04d}", vtid=f"VTID-{i:04d}", created_at="2025-11-29T10:00:00Z")
+            for i in range(1000)]  # fmt: skip
+    insert(db, *raws[:500])
+    insert(db, *raws[500:])
+    result = sweep(db, batch_size=64)
+    assert result.counters.created == 1000
+    assert result.batches == 16
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 1000
+
+
+def test_concurrent_sweeps_one_runs_one_returns_at_once(db: Database, held: Session) -> None:
+    insert(db, *[event(vtid="VTID-0001", id=f"e{i}") for i in range(5)])
+    held.conn.execute_simple("BEGIN")
+    held.run(
+        "INSERT INTO vtid_ledger (vtid, status) VALUES ('VTID-0001', 'pending')"
+    )  # blocks the sweep
+    results: list[Any] = []
+    first = threading.Thread(target=lambda: results.append(sweep(db)))
+    first.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    second = sweep(db)
+    assert second.busy and time.monotonic() - started < 2
+    held.conn.execute_simple("ROLLBACK")
+    first.join(timeout=30)
+    assert results[0].counters.created == 1
+    assert sweep(db).counters.processed == 0
+
+
+def test_killed_connection_loses_no_progress(db: Database, held: Session) -> None:
+    insert(db, *[event(vtid=f"VTID-{i:04d}", id=f"k{i}") for i in range(50)])
+    held.conn.execute_simple("BEGIN")
+    held.run("INSERT INTO vtid_ledger (vtid, status) VALUES ('VTID-0049', 'hand-made')")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sweep(db, batch_size=1000)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with db.session() as admin:
+        for _ in range(100):  # wait until the sweep is inside its batch, waiting on our row lock
+            pid = admin.scalar(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%vtid_ledger%' AND pid <> pg_backend_pid()"
+            )
+            if pid:
+                break
+            time.sleep(0.05)
+        assert pid, "the sweep never reached its batch"
+        admin.run("SELECT pg_terminate_backend(:pid)", pid=pid)
+    thread.join(timeout=30)
+    assert errors and isinstance(errors[0], Transient)
+    held.conn.execute_simple("ROLLBACK")
+    assert offset(db)["events_processed"] == 0
+    assert offset(db)["position_tx_id"] is None
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 0
+    assert offset(db)["last_error"]  # status shows the failure until the next success
+    assert sweep(db).counters.created == 50
+    assert offset(db)["last_error"] is None
+
+
+def test_budget_spent_with_events_left_says_more(db: Database) -> None:
+    insert(db, *[event(vtid=f"VTID-{i:04d}", id=f"m{i}") for i in range(30)])
+    ticks = iter(range(1000))
+    result = sweep(db, batch_size=10, budget_s=1.5, clock=lambda: float(next(ticks)))
+    assert (result.counters.processed, result.more) == (20, True)
+    rest = sweep(db, batch_size=10)
+    assert (rest.counters.processed, rest.more) == (10, False)
+
+
+def test_unreadable_rows_are_rejected_counted_and_never_retried(db: Database) -> None:
+    def bad(s: Session) -> None:
+        s.run("INSERT INTO oasis_events (id, created_at, vtid, metadata) "
+              "VALUES ('bad', now(), 'VTID-0001', '[1, 2]')")  # fmt: skip
+
+    db.run(bad)
+    insert(db, event(id="good"))
+    result = sweep(db)
+    assert (result.counters.errors, result.counters.created) == (1, 1)
+    assert sync_events(db)[0]["status"] == "warning"
+    [rejection] = db.run(lambda s: s.rows("SELECT source, event_id, raw FROM ledger_rejections"))
+    assert (rejection["source"], rejection["event_id"]) == ("sweep", "bad")
+    assert json.loads(rejection["raw"])["metadata"] == [1, 2]
+    assert sweep(db).counters.processed == 0
+
+
+SWEEP_EXAMPLES = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@SWEEP_EXAMPLES
+@given(st.data(), events(max_size=20))
+def test_sweep_and_realtime_in_any_mix_equal_the_fold(
+    db: Database, data: st.DataObject, evs: list[Event]
+) -> None:
+    db.run(
+        lambda s: s.script(
+            "TRUNCATE vtid_ledger, oasis_events; UPDATE projection_offsets "
+            "SET position_tx_id = NULL, position_seq = NULL"
+        )
+    )
+    distinct = list({e.id: e for e in evs}.values())  # the table keys events by id
+    order = data.draw(st.permutations(distinct))
+    cut = data.draw(st.integers(0, len(order)))
+    realtime_first = data.draw(st.lists(st.sampled_from(distinct), max_size=6))
+    with db.session() as s:
+        for e in realtime_first:
+            apply_event(s, e)
+        for chunk in (order[:cut], order[cut:]):
+            with s.transaction():
+                for e in chunk:
+                    log_table.insert(s, e)
+    sweep(db, batch_size=data.draw(st.integers(1, 7)))
+    with db.session() as s:
+        assert _columns(s) == _as_columns(_expected(distinct + realtime_first))
