@@ -149,10 +149,20 @@ def _sweep_with_progress(db: Database, label: str, show: bool) -> int:
             bar.close()
     c = result.counters
     _print(
-        {"ok": True, "result": {"processed": c.processed, "created": c.created,
-         "updated": c.updated, "stale": c.stale, "skipped": c.skipped, "errors": c.errors,
-         "last_event_id": result.last_event_id, "last_event_time": iso(result.last_event_time)}}
-    )  # fmt: skip
+        {
+            "ok": True,
+            "result": {
+                "processed": c.processed,
+                "created": c.created,
+                "updated": c.updated,
+                "stale": c.stale,
+                "skipped": c.skipped,
+                "errors": c.errors,
+                "last_event_id": result.last_event_id,
+                "last_event_time": iso(result.last_event_time),
+            },
+        }
+    )
     return 0
 
 
@@ -204,8 +214,14 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         print(f"rejected: {reason}", file=sys.stderr)
         return 1
     done = ingest.ingest(db, event, settings.topic_path)
-    _print({"ok": True, "event_id": event.id, "duplicate": not done.stored,
-            "published": done.message_id is not None})  # fmt: skip
+    _print(
+        {
+            "ok": True,
+            "event_id": event.id,
+            "duplicate": not done.stored,
+            "published": done.message_id is not None,
+        }
+    )
     return 0
 
 

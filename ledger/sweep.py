@@ -195,7 +195,13 @@ def sweep(
             db.run(lambda s: offsets.mark_failed(s, error))
         raise
     c = result.counters
-    counts = {"processed": c.processed, "created": c.created, "updated": c.updated,
-              "errors": c.errors, "skipped": c.skipped, "more": result.more}  # fmt: skip
+    counts = {
+        "processed": c.processed,
+        "created": c.created,
+        "updated": c.updated,
+        "errors": c.errors,
+        "skipped": c.skipped,
+        "more": result.more,
+    }
     log.info("sweep finished", extra={"result": counts})
     return result

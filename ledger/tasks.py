@@ -93,9 +93,13 @@ def list_tasks(session: Session, query: Query) -> dict[str, Any]:
     next_cursor = encode_cursor(rows[-1]["vtid"]) if has_more else None
     return {
         "data": [plain(r) for r in rows],
-        "meta": {"count": len(rows), "limit": query.limit, "has_more": has_more,
-                 "next_cursor": next_cursor},
-    }  # fmt: skip
+        "meta": {
+            "count": len(rows),
+            "limit": query.limit,
+            "has_more": has_more,
+            "next_cursor": next_cursor,
+        },
+    }
 
 
 def get_task(session: Session, vtid: str) -> dict[str, Any] | None:

@@ -27,8 +27,13 @@ def ingest(fn: FunctionServer, body: Any, **kwargs: Any) -> requests.Response:
 
 
 def test_seed_smoke_test(http_function: FunctionServer) -> None:
-    body = {"vtid": "VTID-TEST-0521", "type": "task_created", "source": "test", "status": "info",
-            "message": "Test task created"}  # fmt: skip
+    body = {
+        "vtid": "VTID-TEST-0521",
+        "type": "task_created",
+        "source": "test",
+        "status": "info",
+        "message": "Test task created",
+    }
     stored = ingest(http_function, body)
     assert stored.status_code == 201 and stored.json()["ok"] is True
     synced = call(http_function, "POST", "/internal/oasis/ledger/sync").json()
@@ -115,7 +120,12 @@ def test_ready_and_sync_report_a_dead_database(
 
 
 MALFORMED = [
-    ("POST", "/api/v1/events/ingest", {"data": b"{not json", "headers": {"content-type": "application/json"}}, "not valid JSON"),
+    (
+        "POST",
+        "/api/v1/events/ingest",
+        {"data": b"{not json", "headers": {"content-type": "application/json"}},
+        "not valid JSON",
+    ),
     ("POST", "/api/v1/events/ingest", {"json": [1, 2]}, "JSON object"),
     ("POST", "/api/v1/events/ingest", {"json": {"vtid": 5}}, "vtid must be a string"),
     ("POST", "/api/v1/events/ingest", {"json": {"type": "x", "created_at": "soon"}}, "ISO-8601"),
@@ -129,7 +139,7 @@ MALFORMED = [
     ("GET", "/api/v1/tasks?vtid=SYSTEM", {}, "not a valid VTID"),
     ("GET", "/api/v1/tasks?stauts=active", {}, "unknown query parameter"),
     ("GET", "/api/v1/vtid/not-a-vtid", {}, "not a valid VTID"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs", "error"), MALFORMED)
@@ -161,9 +171,15 @@ def guarded(
     return serve_function("ledger_http", env_for(settings, LEDGER_API_TOKEN=TOKEN))
 
 
-ROUTES = [("POST", "/internal/oasis/ledger/sync"), ("GET", "/internal/oasis/ledger/status"),
-          ("GET", "/metrics"), ("POST", "/api/v1/events/ingest"), ("GET", "/api/v1/tasks"),
-          ("GET", "/api/v1/vtid/VTID-0001"), ("GET", "/ready")]  # fmt: skip
+ROUTES = [
+    ("POST", "/internal/oasis/ledger/sync"),
+    ("GET", "/internal/oasis/ledger/status"),
+    ("GET", "/metrics"),
+    ("POST", "/api/v1/events/ingest"),
+    ("GET", "/api/v1/tasks"),
+    ("GET", "/api/v1/vtid/VTID-0001"),
+    ("GET", "/ready"),
+]
 
 
 def test_every_route_but_alive_needs_the_token(guarded: FunctionServer) -> None:

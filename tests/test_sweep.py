@@ -33,7 +33,7 @@ def insert(db: Database, *raws: dict[str, Any]) -> list[Event]:
 
 
 def offset(db: Database) -> dict[str, Any]:
-    return db.run(lambda s: offsets.read(s))
+    return db.run(offsets.read)
 
 
 def sync_events(db: Database) -> list[dict[str, Any]]:
@@ -49,8 +49,12 @@ def held(db: Database) -> Iterator[Session]:
 
 
 def test_sweep_applies_and_reports(db: Database) -> None:
-    insert(db, event(id="a", topic="task_created"), event(id="b", vtid="SYSTEM-X"),
-           event(id="c", vtid="VTID-0002", created_at="2025-11-29T11:00:00Z"))  # fmt: skip
+    insert(
+        db,
+        event(id="a", topic="task_created"),
+        event(id="b", vtid="SYSTEM-X"),
+        event(id="c", vtid="VTID-0002", created_at="2025-11-29T11:00:00Z"),
+    )
     result = sweep(db)
     c = result.counters
     assert (c.processed, c.created, c.skipped, c.errors) == (3, 2, 1, 0)
@@ -59,9 +63,16 @@ def test_sweep_applies_and_reports(db: Database) -> None:
     [sync] = sync_events(db)
     assert sync["status"] == "success"
     assert sync["notes"] == "Processed 3 events: 0 updated, 2 created, 0 errors"
-    assert sync["metadata"] == {"processed": 3, "updated": 0, "created": 2, "errors": 0,
-                                "skipped": 1, "lastEventId": "c",
-                                "lastEventTime": "2025-11-29T11:00:00+00:00", "vtid": None}  # fmt: skip
+    assert sync["metadata"] == {
+        "processed": 3,
+        "updated": 0,
+        "created": 2,
+        "errors": 0,
+        "skipped": 1,
+        "lastEventId": "c",
+        "lastEventTime": "2025-11-29T11:00:00+00:00",
+        "vtid": None,
+    }
 
 
 def test_idle_sweeps_write_nothing_and_ignore_own_events(db: Database) -> None:
@@ -103,13 +114,17 @@ def test_late_commit_below_an_advanced_offset_is_still_applied(db: Database, hel
     assert sweep(db).counters.processed == 2
     with db.session() as s:
         assert {r[0] for r in s.run("SELECT vtid FROM vtid_ledger")} == {
-            "VTID-0001", "VTID-0002", "VTID-0003"
-        }  # fmt: skip
+            "VTID-0001",
+            "VTID-0002",
+            "VTID-0003",
+        }
 
 
 def test_a_thousand_ties_across_batch_boundaries(db: Database) -> None:
-    raws = [event(id=f"tie-{i:04d}", vtid=f"VTID-{i:04d}", created_at="2025-11-29T10:00:00Z")
-            for i in range(1000)]  # fmt: skip
+    raws = [
+        event(id=f"tie-{i:04d}", vtid=f"VTID-{i:04d}", created_at="2025-11-29T10:00:00Z")
+        for i in range(1000)
+    ]
     insert(db, *raws[:500])
     insert(db, *raws[500:])
     result = sweep(db, batch_size=64)
@@ -184,8 +199,10 @@ def test_budget_spent_with_events_left_says_more(db: Database) -> None:
 
 def test_unreadable_rows_are_rejected_counted_and_never_retried(db: Database) -> None:
     def bad(s: Session) -> None:
-        s.run("INSERT INTO oasis_events (id, created_at, vtid, metadata) "
-              "VALUES ('bad', now(), 'VTID-0001', '[1, 2]')")  # fmt: skip
+        s.run(
+            "INSERT INTO oasis_events (id, created_at, vtid, metadata) "
+            "VALUES ('bad', now(), 'VTID-0001', '[1, 2]')"
+        )
 
     db.run(bad)
     insert(db, event(id="good"))

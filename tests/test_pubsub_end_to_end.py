@@ -1,0 +1,68 @@
+"""ingest → publish (real google-cloud-pubsub client) → emulator → relay → oasis_event → row."""
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from ledger.config import Settings
+from ledger.db import Database
+from tests.conftest import ROOT, env_for, free_port, ledger_row, wait_for_port
+
+
+@pytest.fixture
+def served_with_pubsub(settings: Settings, db: Database, pubsub_emulator: str) -> Iterator[str]:
+    port = free_port()
+    topic = f"projects/local/topics/oasis-{uuid.uuid4().hex[:8]}"
+    env = env_for(settings, PUBSUB_EMULATOR_HOST=pubsub_emulator, PUBSUB_TOPIC=topic)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "serve", "--port", str(port)], env=env, cwd=ROOT
+    )
+    wait_for_port(port, proc, timeout=60)
+    wait_for_port(port + 1, proc, timeout=60)
+    yield f"http://127.0.0.1:{port}"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_ingested_event_reaches_the_ledger_through_pubsub(
+    served_with_pubsub: str, db: Database
+) -> None:
+    base = served_with_pubsub
+    body = {
+        "vtid": "VTID-0521",
+        "type": "deployment_succeeded",
+        "source": "ci-cd",
+        "status": "success",
+        "message": "Deployment completed successfully",
+        "payload": {"environment": "staging"},
+    }
+    stored = requests.post(f"{base}/api/v1/events/ingest", json=body, timeout=30).json()
+    assert stored == {"ok": True, "event_id": stored["event_id"], "published": True}
+    deadline = time.monotonic() + 30
+    row = None
+    while row is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        row = db.run(lambda s: ledger_row(s, "VTID-0521"))
+    assert row is not None, "the event never reached the ledger through Pub/Sub"
+    assert (row["status"], row["environment"], row["last_event_id"]) == (
+        "complete",
+        "staging",
+        stored["event_id"],
+    )
+    realtime = db.run(lambda s: s.scalar("SELECT sum(created) FROM projector_progress"))
+    assert realtime == 1
+
+    synced = requests.post(f"{base}/internal/oasis/ledger/sync", timeout=30).json()["result"]
+    assert (synced["processed"], synced["stale"], synced["created"], synced["updated"]) == (
+        1,
+        1,
+        0,
+        0,
+    )
+    assert db.run(lambda s: ledger_row(s, "VTID-0521")) == row
