@@ -36,8 +36,20 @@ ALTER TABLE vtid_ledger
     ADD COLUMN IF NOT EXISTS assigned_to text,
     ADD COLUMN IF NOT EXISTS tenant      text,
     ADD COLUMN IF NOT EXISTS metadata    jsonb;
--- ON CONFLICT (vtid) needs a unique index; the platform's table may only have one on id.
-CREATE UNIQUE INDEX IF NOT EXISTS vtid_ledger_vtid_key ON vtid_ledger (vtid);
+-- ON CONFLICT (vtid) needs a unique index on vtid. The platform's table may have one (or only
+-- one on id); add it only when missing, since a duplicate index slows every write.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = 'vtid_ledger'::regclass AND i.indisunique AND i.indnkeyatts = 1
+          AND a.attname = 'vtid' AND i.indpred IS NULL
+    ) THEN
+        CREATE UNIQUE INDEX vtid_ledger_vtid_key ON vtid_ledger (vtid);
+    END IF;
+END
+$$;
 
 CREATE TABLE IF NOT EXISTS projection_offsets (
     projector_name    text PRIMARY KEY,
