@@ -1,0 +1,101 @@
+locals {
+  database_env = {
+    INSTANCE_CONNECTION_NAME = google_sql_database_instance.ledger.connection_name
+    DB_NAME                  = google_sql_database.ledger.name
+    DB_IAM_AUTH              = "true"
+    GOOGLE_CLOUD_PROJECT     = var.project_id
+  }
+}
+
+resource "google_cloudfunctions2_function" "event" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-oasis-event"
+  description = "Applies each OASIS event published to ${google_pubsub_topic.events.name} to vtid_ledger."
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.runtime
+    entry_point     = "oasis_event"
+    service_account = google_service_account.builder.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = google_service_account.event_function.email
+    max_instance_count               = var.event_function.max_instances
+    min_instance_count               = var.event_function.min_instances
+    max_instance_request_concurrency = var.event_function.concurrency
+    available_memory                 = var.event_function.memory
+    available_cpu                    = var.event_function.cpu
+    timeout_seconds                  = 60
+    ingress_settings                 = var.event_function.ingress
+    all_traffic_on_latest_revision   = true
+    environment_variables = merge(local.database_env, {
+      DB_USER      = trimsuffix(google_service_account.event_function.email, ".gserviceaccount.com")
+      DB_POOL_SIZE = tostring(var.event_function.concurrency)
+    })
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.connections_needed <= local.connection_budget
+      error_message = "max_instances x concurrency of both functions exceeds database_max_connections - database_reserved_connections."
+    }
+  }
+
+  depends_on = [google_project_iam_member.builder]
+}
+
+resource "google_cloudfunctions2_function" "http" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-http"
+  description = "Catch-up sweep, status, metrics, ingest and task reads for vtid_ledger."
+  labels      = local.labels
+
+  build_config {
+    runtime         = var.runtime
+    entry_point     = "ledger_http"
+    service_account = google_service_account.builder.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = google_service_account.http_function.email
+    max_instance_count               = var.http_function.max_instances
+    min_instance_count               = var.http_function.min_instances
+    max_instance_request_concurrency = var.http_function.concurrency
+    available_memory                 = var.http_function.memory
+    available_cpu                    = var.http_function.cpu
+    timeout_seconds                  = local.http_timeout_seconds
+    ingress_settings                 = var.http_function.ingress
+    all_traffic_on_latest_revision   = true
+    environment_variables = merge(local.database_env, {
+      DB_USER             = trimsuffix(google_service_account.http_function.email, ".gserviceaccount.com")
+      DB_POOL_SIZE        = tostring(var.http_function.concurrency)
+      PUBSUB_TOPIC        = google_pubsub_topic.events.id
+      SWEEP_TIME_BUDGET_S = tostring(var.sweep_time_budget_seconds)
+      SWEEP_BATCH_SIZE    = tostring(var.sweep_batch_size)
+    })
+  }
+
+  lifecycle {
+    precondition {
+      condition     = local.connections_needed <= local.connection_budget
+      error_message = "max_instances x concurrency of both functions exceeds database_max_connections - database_reserved_connections."
+    }
+  }
+
+  depends_on = [google_project_iam_member.builder]
+}

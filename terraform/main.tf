@@ -1,0 +1,41 @@
+locals {
+  apis = [
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "sqladmin.googleapis.com",
+    "storage.googleapis.com",
+  ]
+  labels = merge({ app = "vtid-ledger" }, var.labels)
+
+  # Each instance keeps at most `concurrency` connections (one per in-flight request; the
+  # process pool is sized to it), so this is the most the functions can ever open together.
+  connections_needed = (
+    var.event_function.max_instances * var.event_function.concurrency +
+    var.http_function.max_instances * var.http_function.concurrency
+  )
+  connection_budget = var.database_max_connections - var.database_reserved_connections
+
+  # Function timeout and scheduler deadline sit above the sweep's own budget, so a sweep always
+  # ends by itself (committing its last batch) before anything cuts it off.
+  http_timeout_seconds = var.sweep_time_budget_seconds + 30
+  pubsub_agent         = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+resource "google_project_service" "apis" {
+  for_each           = var.enable_apis ? toset(local.apis) : toset([])
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}

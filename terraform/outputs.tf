@@ -1,0 +1,37 @@
+output "event_function_url" {
+  description = "URL of the Pub/Sub push target (oasis_event)."
+  value       = google_cloudfunctions2_function.event.url
+}
+
+output "http_function_url" {
+  description = "URL of ledger_http: POST /internal/oasis/ledger/sync, GET /internal/oasis/ledger/status, ..."
+  value       = google_cloudfunctions2_function.http.url
+}
+
+output "topic" {
+  description = "Topic producers publish OASIS events to (PUBSUB_TOPIC)."
+  value       = google_pubsub_topic.events.id
+}
+
+output "dead_letter_subscription" {
+  description = "Subscription that keeps dead-lettered events."
+  value       = google_pubsub_subscription.dead_letter.id
+}
+
+output "instance_connection_name" {
+  description = "Cloud SQL connection name (INSTANCE_CONNECTION_NAME)."
+  value       = google_sql_database_instance.ledger.connection_name
+}
+
+output "database_users" {
+  description = "IAM database users of the two functions (grant them the tables after migrating)."
+  value = {
+    event_function = google_sql_user.event_function.name
+    http_function  = google_sql_user.http_function.name
+  }
+}
+
+output "source_object" {
+  description = "The source archive deployed, named by the hash of its content."
+  value       = google_storage_bucket_object.source.name
+}

@@ -1,0 +1,222 @@
+variable "project_id" {
+  description = "Project to deploy into."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id (6-30 lowercase letters, digits, hyphens)."
+  }
+}
+
+variable "region" {
+  description = "Region for the functions, the scheduler job, Cloud SQL and the source bucket."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name; service account ids add up to 6 characters to it."
+  type        = string
+  default     = "vtid-ledger"
+  validation {
+    # Service account ids are at most 30 characters and the longest suffix is 6 ("-event").
+    condition     = can(regex("^[a-z][a-z0-9-]{0,22}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 2-24 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "enable_apis" {
+  description = "Enable the Google APIs the module uses. Turn off where a platform team manages them."
+  type        = bool
+  default     = true
+}
+
+variable "sweep_schedule" {
+  description = "Cron schedule of the catch-up sweep (Cloud Scheduler syntax)."
+  type        = string
+  default     = "* * * * *"
+}
+
+variable "sweep_time_zone" {
+  description = "Time zone of sweep_schedule."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+variable "sweep_time_budget_seconds" {
+  description = "A sweep stops after this many seconds and reports more=true; the next call continues."
+  type        = number
+  default     = 50
+  validation {
+    # The scheduler's attempt deadline and the function timeout are derived from it (budget + 30 s).
+    condition     = var.sweep_time_budget_seconds >= 5 && var.sweep_time_budget_seconds <= 1700
+    error_message = "sweep_time_budget_seconds must be between 5 and 1700 (Cloud Scheduler allows 30 minutes)."
+  }
+}
+
+variable "sweep_batch_size" {
+  description = "Events per sweep batch transaction."
+  type        = number
+  default     = 500
+  validation {
+    condition     = var.sweep_batch_size >= 1 && var.sweep_batch_size <= 10000
+    error_message = "sweep_batch_size must be between 1 and 10000."
+  }
+}
+
+variable "event_function" {
+  description = "The Pub/Sub-triggered function: instances, requests per instance, memory, CPU, ingress (IAM guards it whatever the ingress)."
+  type = object({
+    max_instances = optional(number, 20)
+    min_instances = optional(number, 0)
+    concurrency   = optional(number, 1)
+    memory        = optional(string, "512Mi")
+    cpu           = optional(string, "1")
+    ingress       = optional(string, "ALLOW_ALL")
+  })
+  default = {}
+  validation {
+    condition     = var.event_function.max_instances >= 1 && var.event_function.min_instances <= var.event_function.max_instances
+    error_message = "event_function needs max_instances >= 1 and min_instances <= max_instances."
+  }
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.event_function.ingress)
+    error_message = "event_function.ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "http_function" {
+  description = "The HTTP function (sweep, status, metrics, ingest, task reads): instances, requests per instance, memory, CPU, ingress."
+  type = object({
+    max_instances = optional(number, 5)
+    min_instances = optional(number, 0)
+    concurrency   = optional(number, 4)
+    memory        = optional(string, "1Gi")
+    cpu           = optional(string, "1")
+    ingress       = optional(string, "ALLOW_ALL")
+  })
+  default = {}
+  validation {
+    condition     = var.http_function.max_instances >= 1 && var.http_function.min_instances <= var.http_function.max_instances
+    error_message = "http_function needs max_instances >= 1 and min_instances <= max_instances."
+  }
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.http_function.ingress)
+    error_message = "http_function.ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "runtime" {
+  description = "Cloud Functions Python runtime."
+  type        = string
+  default     = "python311"
+  validation {
+    condition     = can(regex("^python3(1[1-9])$", var.runtime))
+    error_message = "runtime must be python311 or newer."
+  }
+}
+
+variable "dead_letter_max_attempts" {
+  description = "Deliveries of one message before Pub/Sub moves it to the dead-letter topic."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.dead_letter_max_attempts >= 5 && var.dead_letter_max_attempts <= 100
+    error_message = "Pub/Sub allows 5 to 100 delivery attempts."
+  }
+}
+
+variable "message_retention" {
+  description = "How long the push and dead-letter subscriptions keep unacknowledged messages."
+  type        = string
+  default     = "604800s"
+}
+
+variable "dead_letter_alert_age_seconds" {
+  description = "Alert when the oldest dead-lettered message is older than this."
+  type        = number
+  default     = 300
+}
+
+variable "notification_channels" {
+  description = "Monitoring notification channel ids for the dead-letter alert."
+  type        = list(string)
+  default     = []
+}
+
+variable "database_version" {
+  description = "Cloud SQL for PostgreSQL version (13 or newer: the sweep uses pg_current_xact_id)."
+  type        = string
+  default     = "POSTGRES_16"
+  validation {
+    condition     = can(regex("^POSTGRES_(1[3-9]|[2-9][0-9])$", var.database_version))
+    error_message = "database_version must be POSTGRES_13 or newer."
+  }
+}
+
+variable "database_tier" {
+  description = "Cloud SQL machine tier."
+  type        = string
+  default     = "db-custom-1-3840"
+}
+
+variable "database_edition" {
+  description = "Cloud SQL edition."
+  type        = string
+  default     = "ENTERPRISE"
+}
+
+variable "database_availability_type" {
+  description = "ZONAL, or REGIONAL for a standby in another zone."
+  type        = string
+  default     = "REGIONAL"
+  validation {
+    condition     = contains(["ZONAL", "REGIONAL"], var.database_availability_type)
+    error_message = "database_availability_type must be ZONAL or REGIONAL."
+  }
+}
+
+variable "database_max_connections" {
+  description = "The instance's max_connections flag: the connection budget the functions must fit in."
+  type        = number
+  default     = 200
+}
+
+variable "database_reserved_connections" {
+  description = "Connections kept free for operators, migrations and Cloud SQL itself."
+  type        = number
+  default     = 20
+}
+
+variable "database_name" {
+  description = "Database holding oasis_events, vtid_ledger and the writer's tables."
+  type        = string
+  default     = "oasis"
+}
+
+variable "database_deletion_protection" {
+  description = "Protect the instance from deletion (Terraform and the API)."
+  type        = bool
+  default     = true
+}
+
+variable "backup_retained_count" {
+  description = "Automated backups to keep."
+  type        = number
+  default     = 14
+}
+
+variable "operators" {
+  description = "Principals allowed to call the HTTP function (for example group:platform@example.com)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.operators : !contains(["allUsers", "allAuthenticatedUsers"], p)])
+    error_message = "operators cannot be allUsers or allAuthenticatedUsers: the functions are never public."
+  }
+}
+
+variable "labels" {
+  description = "Labels for every resource that takes them."
+  type        = map(string)
+  default     = {}
+}

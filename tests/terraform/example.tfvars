@@ -1,0 +1,3 @@
+project_id = "acme-platform-prod"
+region     = "europe-west1"
+operators  = ["group:platform-oncall@example.com"]
