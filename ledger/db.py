@@ -21,17 +21,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# SQLSTATE classes caused by the data of one event: retrying cannot help.
-_PERMANENT_CLASSES = ("22", "23")
+# SQLSTATE classes a single event's data can cause (data exception, integrity constraint,
+# program limit such as an index row too large): retrying the same event cannot help.
+_PERMANENT_CLASSES = ("22", "23", "54")
 _CONNECT_TIMEOUT_S = 10
 
 
 class Transient(RuntimeError):
     """A failure that may pass: raise it so Pub/Sub (or the caller) retries."""
-
-
-class DataError(ValueError):
-    """Postgres refused an event's data (SQLSTATE class 22 or 23): permanent."""
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -40,6 +37,18 @@ def sqlstate(exc: BaseException) -> str | None:
         code = args[0].get("C")
         return str(code) if code else None
     return None
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Postgres refused the data itself; the event is rejected rather than retried."""
+    return (sqlstate(exc) or "")[:2] in _PERMANENT_CLASSES
+
+
+def describe(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], dict):
+        return f"{args[0].get('C', '?')}: {args[0].get('M', '')}"
+    return str(exc)
 
 
 def is_connection_error(exc: BaseException) -> bool:
@@ -190,6 +199,18 @@ class Session:
 
     def script(self, sql: str) -> None:
         self.conn.execute_simple(sql)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[Session]:
+        """Inside a transaction: on error, undo only what the block did, then re-raise."""
+        self.conn.execute_simple("SAVEPOINT ledger_savepoint")
+        try:
+            yield self
+        except BaseException:
+            with suppress(Exception):
+                self.conn.execute_simple("ROLLBACK TO SAVEPOINT ledger_savepoint")
+            raise
+        self.conn.execute_simple("RELEASE SAVEPOINT ledger_savepoint")
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

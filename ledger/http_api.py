@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ledger import db as database
 from ledger import logs
 from ledger.config import ConfigError
-from ledger.db import Database, Transient
+from ledger.db import Database, Transient, describe, sqlstate
 from ledger.events import Rejected
 from ledger.jsonout import iso, now
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 log = logs.get("ledger.http")
 
 Response = tuple[Any, int] | tuple[Any, int, dict[str, str]]
+UNDEFINED_TABLE = "42P01"
+NOT_MIGRATED = "the database is not migrated: run python -m ledger migrate"
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -138,7 +140,9 @@ def ready(db: Database, request: flask.Request) -> Response:
     try:
         db.run(lambda s: s.scalar("SELECT 1 FROM projection_offsets LIMIT 1"))
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        return _error(503, f"database not ready: {exc}")
+        if sqlstate(exc) == UNDEFINED_TABLE:
+            return _error(503, NOT_MIGRATED)
+        return _error(503, f"database not ready: {describe(exc)}")
     return {"ok": True}, 200
 
 
@@ -196,9 +200,12 @@ def handle(request: flask.Request, db: Database | None = None) -> Any:
     except (Transient, ConfigError) as exc:
         log.error("service unavailable", extra={"error": str(exc), "path": request.path})
         response = _error(503, f"service unavailable: {exc}")
-    except Exception:
-        log.exception("unexpected error", extra={"path": request.path})
-        response = _error(500, "internal error; see the function's logs")
+    except Exception as exc:
+        if sqlstate(exc) == UNDEFINED_TABLE:
+            response = _error(503, NOT_MIGRATED)
+        else:
+            log.exception("unexpected error", extra={"path": request.path})
+            response = _error(500, "internal error; see the function's logs")
     body, status_code, *headers = response
     if isinstance(body, str):
         return flask.Response(body, status=status_code, headers=headers[0] if headers else None)

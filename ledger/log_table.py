@@ -11,9 +11,17 @@ from ledger.db import Session
 from ledger.events import PROJECTOR_SERVICE, SYNC_TYPE, Event
 from ledger.offsets import Position
 
+# Text casts: the platform's table may use other types (a uuid id, say). A created_at that
+# Python cannot hold (infinity, years outside 1-9999) comes back as text, so decoding rejects
+# that one event instead of the whole read failing on every sweep.
 _COLUMNS = (
-    "id::text AS id, created_at, vtid, topic, event, service, source, status, message, notes, "
-    "metadata, tenant, layer, module, kind, title, ref"
+    "id::text AS id, "
+    "CASE WHEN created_at >= '0001-01-01 00:00:00+00' AND created_at < '10000-01-01 00:00:00+00' "
+    "THEN created_at END AS created_at, created_at::text AS created_at_text, "
+    "vtid::text AS vtid, topic::text AS topic, event::text AS event, service::text AS service, "
+    "source::text AS source, status::text AS status, message::text AS message, "
+    "notes::text AS notes, metadata, tenant::text AS tenant, layer::text AS layer, "
+    "module::text AS module, kind::text AS kind, title::text AS title, ref::text AS ref"
 )
 _OWN = f"(topic = '{SYNC_TYPE}' AND service = '{PROJECTOR_SERVICE}')"
 _AFTER = "(tx_id, seq) > (CAST(:tx_id AS xid8), :seq)"
@@ -58,11 +66,14 @@ class LoggedEvent:
 
 def read_batch(session: Session, after: Position, limit: int) -> list[LoggedEvent]:
     rows = session.rows(READ_BATCH, tx_id=after.tx_id, seq=after.seq, limit=limit)
-    out = []
-    for row in rows:
-        tx_id, seq = row.pop("tx_id"), row.pop("seq")
-        out.append(LoggedEvent(Position(tx_id, int(seq)), row))
-    return out
+    return [LoggedEvent(Position(row.pop("tx_id"), int(row.pop("seq"))), _raw(row)) for row in rows]
+
+
+def _raw(row: dict[str, Any]) -> dict[str, Any]:
+    text = row.pop("created_at_text")
+    if row["created_at"] is None:
+        row["created_at"] = text
+    return row
 
 
 def any_readable(session: Session, after: Position) -> bool:
@@ -76,7 +87,7 @@ def backlog(session: Session, after: Position) -> dict[str, Any]:
 
 
 def all_events(session: Session) -> list[dict[str, Any]]:
-    return session.rows(ALL_EVENTS)
+    return [_raw(row) for row in session.rows(ALL_EVENTS)]
 
 
 def insert(session: Session, event: Event) -> bool:

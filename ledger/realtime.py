@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import logs, progress, rejections, store
-from ledger.db import Database, Session, Transient, sqlstate
+from ledger.db import Database, Session, Transient, describe, is_permanent
 from ledger.events import Event, Rejected, decode_bytes
 from ledger.outcome import Counters, Outcome
 from ledger.pubsub_message import BadMessage, Message, unwrap
@@ -87,15 +87,11 @@ def handle_message(db: Database, message: Message) -> Outcome:
         return _reject(db, exc.reason, message.data, exc.event_id, message.message_id)
     try:
         outcome = db.run(lambda session: apply_event(session, event))
-    except Transient:
-        raise
     except Exception as exc:
-        code = sqlstate(exc) or ""
-        if code[:2] in ("22", "23"):
-            # Postgres refused this event's data: retrying cannot help.
-            reason = f"database refused the event ({code}): {exc}"
-            return _reject(db, reason, message.data, event.id, message.message_id)
-        raise
+        if not is_permanent(exc):
+            raise
+        reason = f"database refused the event: {describe(exc)}"
+        return _reject(db, reason, message.data, event.id, message.message_id)
     log.info(
         "event applied",
         extra={"event_id": event.id, "vtid": of_event(event), "outcome": outcome.value},

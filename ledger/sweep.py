@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ledger import log_table, logs, offsets, rejections, store
-from ledger.db import Database, Session
+from ledger.db import Database, Session, describe, is_permanent
 from ledger.events import PROJECTOR_SERVICE, SYNC_TYPE, Event, Rejected, decode
 from ledger.outcome import Counters, Outcome
 from ledger.vtid import of_event
@@ -93,6 +93,33 @@ def apply_batch(session: Session, batch: list[log_table.LoggedEvent]) -> BatchRe
     return BatchResult(counters, last)
 
 
+def apply_isolating(session: Session, batch: list[log_table.LoggedEvent]) -> BatchResult:
+    """Apply a batch; if Postgres refuses some event's data, apply the batch again one event at a
+    time and reject just the refused ones, so one poison event cannot stall the sweep forever."""
+    try:
+        with session.savepoint():
+            return apply_batch(session, batch)
+    except Exception as exc:
+        if not is_permanent(exc):
+            raise
+    counters, last = Counters(), None
+    for item in batch:
+        try:
+            with session.savepoint():
+                one = apply_batch(session, [item])
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            raw, event_id = log_table.raw_json(item.raw), item.raw.get("id")
+            reason = f"database refused the event: {describe(exc)}"
+            rejections.record(session, source=SOURCE, reason=reason, raw=raw, event_id=event_id)
+            counters.add(Outcome.REJECTED)
+            continue
+        counters.merge(one.counters)
+        last = one.last or last
+    return BatchResult(counters, last)
+
+
 def _sync_event(result: SweepResult) -> Event:
     c = result.counters
     notes = (
@@ -140,7 +167,7 @@ def _run(
             batch = log_table.read_batch(session, position, batch_size)
             if not batch:
                 break
-            applied = apply_batch(session, batch)
+            applied = apply_isolating(session, batch)
             last = applied.last
             offsets.advance(
                 session,

@@ -119,6 +119,15 @@ def test_ready_and_sync_report_a_dead_database(
     assert call(fn, "POST", "/internal/oasis/ledger/sync").status_code == 503
 
 
+def test_unmigrated_database_says_so(
+    settings: Settings, bare_db: Database, serve_function: Callable[..., FunctionServer]
+) -> None:
+    fn = serve_function("ledger_http", env_for(settings))
+    for method, path in [("GET", "/ready"), ("GET", "/internal/oasis/ledger/status")]:
+        response = call(fn, method, path)
+        assert response.status_code == 503 and "migrat" in response.json()["error"]
+
+
 MALFORMED = [
     (
         "POST",

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 import uuid
 from typing import Any
 
@@ -120,6 +121,16 @@ def test_malformed_events_are_acknowledged_and_recorded(
     assert rejection["reason"]
     assert "Traceback" not in event_function.output()
     assert session.scalar("SELECT sum(errors) FROM projector_progress") == 1
+
+
+def test_event_postgres_refuses_is_acknowledged_and_recorded(
+    event_function: FunctionServer, session: Session
+) -> None:
+    poison = event(metadata={"environment": os.urandom(8000).hex()})
+    assert send_push(event_function, push_body(json.dumps(poison).encode())).status_code == 200
+    [rejection] = rejections(session)
+    assert "54000" in rejection["reason"] and rejection["event_id"] == poison["id"]
+    assert session.scalar("SELECT count(*) FROM vtid_ledger") == 0
 
 
 def test_bad_base64_is_recorded(event_function: FunctionServer, session: Session) -> None:

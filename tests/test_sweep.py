@@ -1,6 +1,7 @@
 """The catch-up sweep against a real Postgres: commit order, ties, locks, crashes, the fold."""
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -245,3 +246,28 @@ def test_sweep_and_realtime_in_any_mix_equal_the_fold(
     sweep(db, batch_size=data.draw(st.integers(1, 7)))
     with db.session() as s:
         assert _columns(s) == _as_columns(_expected(distinct + realtime_first))
+
+
+def test_event_postgres_refuses_is_rejected_and_does_not_stall_the_sweep(db: Database) -> None:
+    # Decodes fine, but its environment is too large for the btree index on environment.
+    poison = event(id="poison", vtid="VTID-0001", metadata={"environment": os.urandom(8000).hex()})
+    insert(db, event(id="before", vtid="VTID-0002"), poison, event(id="after", vtid="VTID-0003"))
+    result = sweep(db)
+    assert (result.counters.errors, result.counters.created) == (1, 2)
+    [rejection] = db.run(lambda s: s.rows("SELECT event_id, reason FROM ledger_rejections"))
+    assert rejection["event_id"] == "poison" and "54000" in rejection["reason"]
+    assert sweep(db).counters.processed == 0
+
+
+def test_timestamp_python_cannot_hold_is_rejected(db: Database) -> None:
+    db.run(
+        lambda s: s.run(
+            "INSERT INTO oasis_events (id, created_at, vtid) "
+            "VALUES ('inf', 'infinity', 'VTID-0001')"
+        )
+    )
+    insert(db, event(id="fine", vtid="VTID-0002"))
+    result = sweep(db)
+    assert (result.counters.errors, result.counters.created) == (1, 1)
+    reason = db.run(lambda s: s.scalar("SELECT reason FROM ledger_rejections"))
+    assert "infinity" in reason
