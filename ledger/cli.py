@@ -33,30 +33,28 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def function_command(target: str, port: int) -> list[str]:
+    """functions-framework serving one of main.py's functions on a local port."""
+    source = str(ROOT / "main.py")
+    return [sys.executable, "-m", "functions_framework", "--target", target, "--source", source,
+            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+
+
 def _spawn_function(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable,
-        "-m",
-        "functions_framework",
-        "--target",
-        target,
-        "--source",
-        str(ROOT / "main.py"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    return subprocess.Popen(command, cwd=ROOT, env=env)
+    return subprocess.Popen(function_command(target, port), cwd=ROOT, env=env)
 
 
 _SAMPLE_EVENT = (
     '{"id":"evt-1","vtid":"VTID-0521","topic":"task_started","created_at":"2025-11-29T10:00:00Z"}'
 )
-_SMOKE_EVENT = (
-    '{"vtid":"VTID-TEST-0521","type":"task_created","source":"test",'
-    '"status":"info","message":"Test task created"}'
-)
+SMOKE_EVENT = {
+    "vtid": "VTID-TEST-0521",
+    "type": "task_created",
+    "source": "test",
+    "status": "info",
+    "message": "Test task created",
+}
+"""The seed document's smoke test event, verbatim."""
 
 
 def _banner(settings: Settings, http_port: int, event_port: int) -> str:
@@ -72,7 +70,7 @@ VTID ledger writer is running ({where}).
 
 Ingest an event, sweep, and read the task:
   curl -s -X POST {base}/api/v1/events/ingest -H 'content-type: application/json' \\
-       -d '{_SMOKE_EVENT}'
+       -d '{json.dumps(SMOKE_EVENT, separators=(",", ":"))}'
   curl -s -X POST {base}/internal/oasis/ledger/sync
   curl -s '{base}/api/v1/tasks?vtid=VTID-TEST-0521'
 

@@ -1,3 +1,6 @@
+# Two explicit resources rather than one for_each: each is wired to different accounts, topics
+# and IAM, and keeping them apart lets offline evaluation (tests/test_terraform.py) see every
+# reference; the shared part is local.database_env.
 locals {
   database_env = {
     INSTANCE_CONNECTION_NAME = google_sql_database_instance.ledger.connection_name

@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from ledger.cli import function_command
 from ledger.config import Settings
 from ledger.db import Database, Session, parse_url
 from ledger.migrate import migrate
@@ -132,19 +132,7 @@ def serve_function(
         log = tmp_path / f"{target}-{port}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "functions_framework",
-                    "--target",
-                    target,
-                    "--source",
-                    str(ROOT / "main.py"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
+                function_command(target, port),
                 cwd=ROOT,
                 env=env,
                 stdout=out,

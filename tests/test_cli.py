@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from ledger.cli import SMOKE_EVENT
 from ledger.config import Settings
 from ledger.db import Database
 from tests.conftest import ROOT, env_for, event, free_port, wait_for_port
@@ -139,14 +140,9 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[str]:
 
 
 def test_seed_smoke_test_verbatim_against_serve(served: str) -> None:
-    body = {
-        "vtid": "VTID-TEST-0521",
-        "type": "task_created",
-        "source": "test",
-        "status": "info",
-        "message": "Test task created",
-    }
-    assert requests.post(f"{served}/api/v1/events/ingest", json=body, timeout=30).json()["ok"]
+    assert requests.post(f"{served}/api/v1/events/ingest", json=SMOKE_EVENT, timeout=30).json()[
+        "ok"
+    ]
     assert requests.post(f"{served}/internal/oasis/ledger/sync", timeout=30).json()["ok"]
     deadline = time.monotonic() + 10
     tasks = requests.get(f"{served}/api/v1/tasks?vtid=VTID-TEST-0521", timeout=30).json()

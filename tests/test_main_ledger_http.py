@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import requests
 
+from ledger.cli import SMOKE_EVENT
 from ledger.config import Settings
 from ledger.db import Database
 from tests.conftest import FunctionServer, env_for, event, free_port
@@ -27,14 +28,7 @@ def ingest(fn: FunctionServer, body: Any, **kwargs: Any) -> requests.Response:
 
 
 def test_seed_smoke_test(http_function: FunctionServer) -> None:
-    body = {
-        "vtid": "VTID-TEST-0521",
-        "type": "task_created",
-        "source": "test",
-        "status": "info",
-        "message": "Test task created",
-    }
-    stored = ingest(http_function, body)
+    stored = ingest(http_function, SMOKE_EVENT)
     assert stored.status_code == 201 and stored.json()["ok"] is True
     synced = call(http_function, "POST", "/internal/oasis/ledger/sync").json()
     assert synced["ok"] and synced["vtid"] == "VTID-0521"
