@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+
+from ledger.config import ConfigError, Settings
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert (s.database_url, s.sweep_time_budget_s, s.sweep_batch_size) == (None, 50.0, 500)
+    assert s.data_dir == Path(".ledger-data") and s.db_iam_auth is True
+
+
+def test_values_are_read_and_blank_means_unset() -> None:
+    s = Settings.from_env(
+        {
+            "DATABASE_URL": " postgresql://x ",
+            "SWEEP_BATCH_SIZE": "50",
+            "SWEEP_TIME_BUDGET_S": "2.5",
+            "DB_IAM_AUTH": "false",
+            "LEDGER_API_TOKEN": "",
+        }
+    )
+    assert (s.database_url, s.sweep_batch_size, s.sweep_time_budget_s) == (
+        "postgresql://x",
+        50,
+        2.5,
+    )
+    assert s.db_iam_auth is False and s.api_token is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SWEEP_BATCH_SIZE": "lots"}, "SWEEP_BATCH_SIZE must be an integer"),
+        ({"SWEEP_BATCH_SIZE": "0"}, "between 1 and 10000"),
+        ({"SWEEP_TIME_BUDGET_S": "-1"}, "SWEEP_TIME_BUDGET_S must be between"),
+        ({"DB_IAM_AUTH": "maybe"}, "true or false"),
+        ({"INSTANCE_CONNECTION_NAME": "p:r:i"}, "needs DB_NAME and DB_USER"),
+        ({"LEDGER_DB_SCHEMA": "x; drop"}, "LEDGER_DB_SCHEMA"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_topic_path() -> None:
+    assert (
+        Settings.from_env({"PUBSUB_TOPIC": "projects/p/topics/t"}).topic_path
+        == "projects/p/topics/t"
+    )
+    short = Settings.from_env({"PUBSUB_TOPIC": "t", "GOOGLE_CLOUD_PROJECT": "p"})
+    assert short.topic_path == "projects/p/topics/t"
+    with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT"):
+        _ = Settings.from_env({"PUBSUB_TOPIC": "t"}).topic_path
+    assert Settings.from_env({}).topic_path is None
