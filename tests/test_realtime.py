@@ -160,3 +160,10 @@ def test_concurrent_writers_equal_the_fold(
     with db.session() as s:
         assert _columns(s) == _as_columns(_expected(evs))
         assert _ledger(s) == _expected(evs)
+
+
+def test_progress_is_spread_over_shards(session: Session) -> None:
+    for i in range(40):
+        apply_event(session, decode(event(id=f"s{i}")))
+    shards = session.run("SELECT count(*), sum(events_processed) FROM projector_progress")
+    assert shards[0][0] > 1 and shards[0][1] == 40  # not one row every instance queues on

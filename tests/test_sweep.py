@@ -271,3 +271,47 @@ def test_timestamp_python_cannot_hold_is_rejected(db: Database) -> None:
     assert (result.counters.errors, result.counters.created) == (1, 1)
     reason = db.run(lambda s: s.scalar("SELECT reason FROM ledger_rejections"))
     assert "infinity" in reason
+
+
+@SWEEP_EXAMPLES
+@given(st.data(), events(vtids=["VTID-0001", "VTID-0002"], max_size=24))
+def test_sweep_running_alongside_realtime_writers_equals_the_fold(
+    db: Database, data: st.DataObject, evs: list[Event]
+) -> None:
+    db.run(
+        lambda s: s.script(
+            "TRUNCATE vtid_ledger, oasis_events; UPDATE projection_offsets "
+            "SET position_tx_id = NULL, position_seq = NULL"
+        )
+    )
+    distinct = list({e.id: e for e in evs}.values())
+    db.run(lambda s: [log_table.insert(s, e) for e in data.draw(st.permutations(distinct))])
+    lanes = [data.draw(st.permutations(distinct)) for _ in range(3)]
+    batch_size = data.draw(st.integers(1, 5))
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(lanes) + 1)
+
+    def realtime(lane: list[Event]) -> None:
+        try:
+            barrier.wait()
+            for e in lane:
+                db.run(lambda s, e=e: apply_event(s, e))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def sweeper() -> None:
+        try:
+            barrier.wait()
+            sweep(db, batch_size=batch_size)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=realtime, args=(lane,)) for lane in lanes]
+    threads.append(threading.Thread(target=sweeper))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with db.session() as s:
+        assert _columns(s) == _as_columns(_expected(distinct))
