@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ledger import log_table, logs, offsets, rejections, store
+from ledger import fold, log_table, logs, offsets, rejections, store
 from ledger.db import Database, Session, describe, is_permanent
 from ledger.events import PROJECTOR_SERVICE, SYNC_TYPE, Event, Rejected, decode
 from ledger.outcome import Counters, Outcome
@@ -70,25 +70,22 @@ def apply_batch(session: Session, batch: list[log_table.LoggedEvent]) -> BatchRe
             by_vtid[vtid].append(event)
 
     current = store.lock_many(session, by_vtid)
-    missing = {v: store.Current(v).absorb(by_vtid[v])[0] for v in by_vtid if v not in current}
-    inserted = store.insert_new(session, {v: s for v, s in missing.items() if s is not None})
-    if len(inserted) < len(missing):
+    fresh = {v: store.Current(v).absorb(evs) for v, evs in by_vtid.items() if v not in current}
+    inserted = store.insert_new(session, {v: st for v, (st, _) in fresh.items() if st is not None})
+    if len(inserted) < len(fresh):
         # A real-time writer created some of these rows since we looked: merge into those.
-        current.update(store.lock_many(session, set(missing) - inserted))
+        current.update(store.lock_many(session, set(fresh) - inserted))
 
-    changed = {}
+    changed: dict[str, fold.State] = {}
     for vtid, events in by_vtid.items():
-        state, outcomes = (store.Current(vtid) if vtid in inserted else current[vtid]).absorb(
-            events
-        )
+        if vtid in inserted:
+            outcomes = fresh[vtid][1]
+        else:
+            state, outcomes = current[vtid].absorb(events)
+            if state is not None and any(o is not Outcome.STALE for o in outcomes):
+                changed[vtid] = state
         for outcome in outcomes:
             counters.add(outcome)
-        if (
-            vtid not in inserted
-            and state is not None
-            and any(o is not Outcome.STALE for o in outcomes)
-        ):
-            changed[vtid] = state
     store.update_many(session, changed)
     return BatchResult(counters, last)
 
