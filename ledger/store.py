@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from ledger import fold
@@ -100,12 +101,15 @@ def current_of(row: Mapping[str, Any]) -> Current:
     if raw_state is not None:
         return Current(row["vtid"], row["revision"], state=fold.from_json(raw_state))
     metadata = row["metadata"] if isinstance(row["metadata"], dict) else {}
+    last_at = row["last_event_at"]
+    if last_at is not None and last_at.tzinfo is None:  # a platform column without time zone
+        last_at = last_at.replace(tzinfo=UTC)
     base = fold.Base(
         status=row["status"],
         service=row["service"],
         environment=row["environment"],
         last_event_id=row["last_event_id"],
-        last_event_at=row["last_event_at"],
+        last_event_at=last_at,
         description=row["description"],
         task_family=row["task_family"],
         task_type=row["task_type"],

@@ -26,6 +26,8 @@ CREATE TABLE vtid_ledger (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+-- An older writer added this without a time zone.
+ALTER TABLE vtid_ledger ADD COLUMN last_event_at timestamp;
 CREATE TABLE projection_offsets (
     projector_name text PRIMARY KEY,
     last_event_id text, last_event_time timestamptz, last_processed_at timestamptz,
@@ -33,8 +35,8 @@ CREATE TABLE projection_offsets (
 );
 INSERT INTO oasis_events (id, created_at, vtid, topic, service, status)
 VALUES ('old-1', '2025-11-01T00:00:00Z', 'VTID-0100', 'task_created', 'planner', 'info');
-INSERT INTO vtid_ledger (vtid, status, description, tenant)
-VALUES ('VTID-0100', 'active', 'Planned by hand', 'acme');
+INSERT INTO vtid_ledger (vtid, status, description, tenant, last_event_at)
+VALUES ('VTID-0100', 'active', 'Planned by hand', 'acme', '2025-11-01 00:00:00');
 INSERT INTO projection_offsets (projector_name, events_processed)
 VALUES ('vtid_ledger_writer', 42);
 """
