@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,12 @@ def url(data_dir: Path) -> str:
     with _lock:
         server = _servers.get(path)
         if server is None:
-            import pgserver
-
             path.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
+            with warnings.catch_warnings():
+                # platformdirs warns that XDG_RUNTIME_DIR is unset (as in containers); harmless.
+                warnings.simplefilter("ignore")
+                import pgserver
+
+                server = pgserver.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
             _servers[path] = server
     return str(server.get_uri())
