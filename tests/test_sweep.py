@@ -184,9 +184,10 @@ def test_killed_connection_loses_no_progress(db: Database, held: Session) -> Non
     assert offset(db)["events_processed"] == 0
     assert offset(db)["position_tx_id"] is None
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 0
-    assert offset(db)["last_error"]  # status shows the failure until the next success
+    failed = db.run(status_report.status)["status"]
+    assert failed["running"] is False and failed["last_error"]  # until the next success
     assert sweep(db).counters.created == 50
-    assert offset(db)["last_error"] is None
+    assert db.run(status_report.status)["status"]["running"] is True
 
 
 def test_budget_spent_with_events_left_says_more(db: Database) -> None:
