@@ -117,6 +117,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             child.terminate()
         for child in children:
             child.wait(timeout=10)
+    if not stop:
+        print("a function process exited; see its output above", file=sys.stderr)
+        return 1
     return 0
 
 

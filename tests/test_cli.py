@@ -2,6 +2,7 @@
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -137,6 +138,15 @@ def served(settings: Settings, tmp_path: Path) -> Iterator[str]:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "curl -s -X POST" in out  # it told the user how to post an event
+
+
+def test_serve_fails_when_a_function_cannot_start(settings: Settings, db: Database) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = ledger(settings, "serve", "--port", str(port))
+    assert done.returncode == 1 and "exited" in done.stderr
 
 
 def test_seed_smoke_test_verbatim_against_serve(served: str) -> None:
