@@ -204,17 +204,16 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from ledger import ingest
-    from ledger.events import Rejected
+    from ledger.events import Rejected, parse_json
 
     text = sys.stdin.read() if args.event == "-" else args.event
     db = _database(settings)
     try:
-        event = ingest.prepare(json.loads(text))
-    except (ValueError, Rejected) as exc:
-        reason = exc.reason if isinstance(exc, Rejected) else f"not valid JSON: {exc}"
-        print(f"rejected: {reason}", file=sys.stderr)
+        event = ingest.prepare(parse_json(text))
+        done = ingest.ingest(db, event, settings.topic_path)
+    except Rejected as exc:
+        print(f"rejected: {exc.reason}", file=sys.stderr)
         return 1
-    done = ingest.ingest(db, event, settings.topic_path)
     _print(
         {
             "ok": True,

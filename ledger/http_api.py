@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ from ledger import db as database
 from ledger import logs
 from ledger.config import ConfigError
 from ledger.db import Database, Transient, describe, sqlstate
-from ledger.events import Rejected
+from ledger.events import Rejected, parse_json
 from ledger.jsonout import iso, now
 
 if TYPE_CHECKING:
@@ -42,9 +41,9 @@ def _json_body(request: flask.Request) -> tuple[Any, bytes]:
     if not raw.strip():
         raise HttpError(400, "body must be a JSON object")
     try:
-        return json.loads(raw), raw
-    except ValueError as exc:
-        raise HttpError(400, f"body is not valid JSON: {exc}") from None
+        return parse_json(raw), raw  # strict: NaN and Infinity are refused, as jsonb would
+    except Rejected as exc:
+        raise HttpError(400, exc.reason.replace("event is not", "body is not")) from None
 
 
 def sync(db: Database, request: flask.Request) -> Response:
@@ -103,7 +102,11 @@ def ingest(db: Database, request: flask.Request) -> Response:
     except Rejected as exc:
         ingesting.record_rejection(db, raw, exc)
         return _error(400, exc.reason)
-    done = ingesting.ingest(db, event, db.settings.topic_path)
+    try:
+        done = ingesting.ingest(db, event, db.settings.topic_path)
+    except Rejected as exc:
+        ingesting.record_rejection(db, raw, exc)
+        return _error(400, exc.reason)
     if not done.stored:
         return {"ok": True, "event_id": event.id, "duplicate": True}, 200
     return {"ok": True, "event_id": event.id, "published": done.message_id is not None}, 201

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import log_table, logs, rejections
-from ledger.db import Database, Session
+from ledger.db import Database, Session, describe, is_permanent
 from ledger.events import Event, Rejected, decode
 from ledger.jsonout import iso
 
@@ -62,8 +62,14 @@ def wire_form(event: Event) -> dict[str, Any]:
 
 
 def ingest(db: Database, event: Event, topic_path: str | None) -> Ingested:
-    """Store first, so a failed publish loses nothing: the sweep still applies the event."""
-    stored = db.run(lambda session: log_table.insert(session, event))
+    """Store first, so a failed publish loses nothing: the sweep still applies the event.
+    Raises Rejected when Postgres refuses the event's data (an id too large to index, say)."""
+    try:
+        stored = db.run(lambda session: log_table.insert(session, event))
+    except Exception as exc:
+        if not is_permanent(exc):
+            raise
+        raise Rejected(f"database refused the event: {describe(exc)}", event.id) from None
     message_id = None
     if topic_path is not None and stored:
         from ledger import publisher

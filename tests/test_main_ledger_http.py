@@ -1,6 +1,7 @@
 """`ledger_http` over real HTTP: every route's happy path, auth and malformed input, each
 response checked against the OpenAPI document."""
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -122,6 +123,7 @@ def test_unmigrated_database_says_so(
         assert response.status_code == 503 and "migrat" in response.json()["error"]
 
 
+UNINDEXABLE = random.Random(0).randbytes(6000).hex()  # incompressible: too large for a btree
 MALFORMED = [
     (
         "POST",
@@ -130,6 +132,18 @@ MALFORMED = [
         "not valid JSON",
     ),
     ("POST", "/api/v1/events/ingest", {"json": [1, 2]}, "JSON object"),
+    (
+        "POST",
+        "/api/v1/events/ingest",
+        {"data": b'{"payload": {"x": NaN}}', "headers": {"content-type": "application/json"}},
+        "not valid JSON",
+    ),
+    (
+        "POST",
+        "/api/v1/events/ingest",
+        {"json": {"id": UNINDEXABLE, "vtid": "VTID-0001"}},
+        "database refused",
+    ),
     ("POST", "/api/v1/events/ingest", {"json": {"vtid": 5}}, "vtid must be a string"),
     ("POST", "/api/v1/events/ingest", {"json": {"type": "x", "created_at": "soon"}}, "ISO-8601"),
     ("POST", "/api/v1/events/ingest", {"json": {"payload": [1]}}, "JSON object"),
