@@ -177,16 +177,21 @@ def _route(db: Database, request: flask.Request) -> Response:
     path = request.path.rstrip("/") or "/"
     if path.startswith(VTID_PREFIX) and len(path) > len(VTID_PREFIX):
         if request.method != "GET":
-            return _error(405, f"{request.method} is not allowed here; use GET")
+            return _not_allowed(request.method, {"GET"})
         return get_vtid(db, request, path[len(VTID_PREFIX) :])
     methods = ROUTES.get(path)
     if methods is None:
         return _error(404, f"no route {request.path}")
     handler = methods.get(request.method)
     if handler is None:
-        allowed = ", ".join(sorted(methods))
-        return _error(405, f"{request.method} is not allowed here; use {allowed}")
+        return _not_allowed(request.method, set(methods))
     return handler(db, request)
+
+
+def _not_allowed(method: str, allowed: set[str]) -> Response:
+    listed = ", ".join(sorted(allowed))
+    body = {"ok": False, "error": f"{method} is not allowed here; use {listed}"}
+    return body, 405, {"Allow": listed}
 
 
 def handle(request: flask.Request, db: Database | None = None) -> Any:
@@ -212,4 +217,4 @@ def handle(request: flask.Request, db: Database | None = None) -> Any:
     body, status_code, *headers = response
     if isinstance(body, str):
         return flask.Response(body, status=status_code, headers=headers[0] if headers else None)
-    return flask.make_response(flask.jsonify(body), status_code)
+    return flask.make_response(flask.jsonify(body), status_code, headers[0] if headers else {})

@@ -29,7 +29,8 @@ def prepare(body: Any) -> Event:
     if not isinstance(body, Mapping):
         raise Rejected(f"body must be a JSON object, got {type(body).__name__}")
     raw = dict(body)
-    raw.setdefault("id", str(uuid.uuid4()))
+    if raw.get("id") in (None, ""):  # absent, like every other field that is null or ""
+        raw["id"] = str(uuid.uuid4())
     return decode(raw, default_time=datetime.now(UTC))
 
 

@@ -71,7 +71,7 @@ def parse_query(args: Mapping[str, str]) -> Query:
     unknown = sorted(set(args) - {*FILTERS, "limit", "cursor"})
     if unknown:
         raise BadQuery(f"unknown query parameter(s): {', '.join(unknown)}")
-    filters: dict[str, str | None] = {name: args.get(name) or None for name in FILTERS}
+    filters: dict[str, str | None] = {n: (args.get(n) or "").strip() or None for n in FILTERS}
     if filters["vtid"] is not None:
         filters["vtid"] = parse_vtid(filters["vtid"])
     limit = DEFAULT_LIMIT

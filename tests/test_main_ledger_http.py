@@ -61,6 +61,13 @@ def test_status_and_metrics(http_function: FunctionServer) -> None:
     assert 'vtid_ledger_events_processed_total{projector="vtid_ledger_writer"} 1' in text.text
 
 
+def test_ingest_treats_empty_strings_as_absent(http_function: FunctionServer) -> None:
+    stored = ingest(http_function, {"id": "", "type": "", "vtid": "VTID-0001", "payload": {}})
+    assert stored.status_code == 201 and stored.json()["event_id"]
+    blank = call(http_function, "GET", "/api/v1/tasks?vtid=%20&status=")
+    assert blank.status_code == 200
+
+
 def test_ingest_accepts_spec_names_and_is_idempotent_by_id(
     http_function: FunctionServer, db: Database
 ) -> None:
@@ -179,6 +186,7 @@ def test_unknown_route_and_wrong_method(http_function: FunctionServer) -> None:
     assert requests.get(http_function.url("/nope"), timeout=10).status_code == 404
     wrong = requests.get(http_function.url("/internal/oasis/ledger/sync"), timeout=10)
     assert wrong.status_code == 405 and "POST" in wrong.json()["error"]
+    assert wrong.headers["Allow"] == "POST"
 
 
 @pytest.fixture
