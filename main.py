@@ -23,3 +23,14 @@ def ledger_http(request: flask.Request) -> Any:
     from ledger import http_api
 
     return http_api.handle(request)
+
+
+def framework_error(error: Any) -> Any:
+    """Requests the framework refuses before our functions run still get our JSON errors."""
+    from ledger import http_api
+
+    return http_api.framework_error(error)
+
+
+for _status in (400, 404, 405):
+    functions_framework.errorhandler(_status)(framework_error)

@@ -194,6 +194,16 @@ def _not_allowed(method: str, allowed: set[str]) -> Response:
     return body, 405, {"Allow": listed}
 
 
+def framework_error(error: Any) -> Any:
+    """JSON for an HTTP error functions-framework raised itself (a path its router cannot match,
+    a body it cannot parse as a CloudEvent)."""
+    import flask
+
+    status_code = int(getattr(error, "code", 400) or 400)
+    description = str(getattr(error, "description", "") or "request refused").splitlines()[0]
+    return flask.make_response(flask.jsonify(ok=False, error=description), status_code)
+
+
 def handle(request: flask.Request, db: Database | None = None) -> Any:
     import flask
 

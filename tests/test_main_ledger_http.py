@@ -182,6 +182,12 @@ def test_rejected_ingest_is_recorded(http_function: FunctionServer, db: Database
     assert row["source"] == "ingest" and "JSON" in row["reason"]
 
 
+def test_paths_the_framework_cannot_route_still_get_json(http_function: FunctionServer) -> None:
+    response = requests.get(http_function.url("/api/v1/vtid/%0AVTID-0001"), timeout=10)
+    assert response.status_code == 404 and response.json()["ok"] is False
+    assert requests.get(http_function.url("/favicon.ico"), timeout=10).json()["ok"] is False
+
+
 def test_unknown_route_and_wrong_method(http_function: FunctionServer) -> None:
     assert requests.get(http_function.url("/nope"), timeout=10).status_code == 404
     wrong = requests.get(http_function.url("/internal/oasis/ledger/sync"), timeout=10)

@@ -168,6 +168,19 @@ def test_cloud_event_without_a_message_is_recorded(
     assert "no message" in rejections(session)[0]["reason"]
 
 
+def test_envelope_the_framework_cannot_parse_gets_a_json_4xx(
+    event_function: FunctionServer,
+) -> None:
+    response = requests.post(
+        event_function.url("/"),
+        data=b"garbage",
+        timeout=30,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400 and response.json()["ok"] is False
+    assert "Traceback" not in response.text
+
+
 def test_database_down_gives_5xx_so_pubsub_retries(settings: Settings, serve_function: Any) -> None:
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
     fn = serve_function("oasis_event", env_for(settings, DATABASE_URL=dead))

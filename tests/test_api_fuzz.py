@@ -1,0 +1,32 @@
+"""Every route fuzzed from the OpenAPI document (schemathesis): whatever the input, no 5xx, and
+every response is documented, with the documented status, content type and body schema."""
+
+from typing import Any
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.conftest import FunctionServer
+from tests.openapi import DOCUMENT
+
+schema = schemathesis.openapi.from_path(str(DOCUMENT))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@schema.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_input_makes_the_api_fail_or_answer_off_contract(
+    case: Any, http_function: FunctionServer
+) -> None:
+    case.call_and_validate(base_url=http_function.base, checks=CHECKS, timeout=60)
