@@ -43,10 +43,12 @@ FROM oasis_events WHERE {_AFTER} AND NOT {_OWN}"""
 
 ALL_EVENTS = f"SELECT {_COLUMNS} FROM oasis_events WHERE NOT {_OWN} ORDER BY tx_id, seq"
 
+# The type goes into both topic and event, the service into both service and source: the
+# platform's readers use either name (the seed document's ledger_sync example uses event).
 INSERT = """
-INSERT INTO oasis_events (id, created_at, vtid, topic, service, source, status, message, notes,
-    metadata, tenant, layer, module, kind, title, ref)
-VALUES (:id, :created_at, :vtid, :topic, :service, :source, :status, :message, :notes,
+INSERT INTO oasis_events (id, created_at, vtid, topic, event, service, source, status, message,
+    notes, metadata, tenant, layer, module, kind, title, ref)
+VALUES (:id, :created_at, :vtid, :type, :type, :service, :service, :status, :message, :notes,
     CAST(:metadata AS jsonb), :tenant, :layer, :module, :kind, :title, :ref)
 ON CONFLICT (id) DO NOTHING
 RETURNING id"""
@@ -97,9 +99,8 @@ def insert(session: Session, event: Event) -> bool:
         id=event.id,
         created_at=event.created_at,
         vtid=event.vtid,
-        topic=event.type,
+        type=event.type,
         service=event.service,
-        source=event.service,
         status=event.status,
         message=event.message,
         notes=event.notes,

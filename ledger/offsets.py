@@ -21,8 +21,6 @@ SELECT position_tx_id::text AS position_tx_id, position_seq, events_processed, l
        last_error, last_error_at
 FROM projection_offsets WHERE projector_name = :name"""
 
-LOCK = READ + " FOR UPDATE"
-
 # The position always moves; the counters and event fields only when events were processed
 # (a batch of nothing but the writer's own ledger_sync events leaves them as they were).
 ADVANCE = """
@@ -65,9 +63,13 @@ def position(row: dict[str, Any]) -> Position:
     return Position(row["position_tx_id"], int(row["position_seq"] or 0))
 
 
-def read(session: Session, *, lock: bool = False) -> dict[str, Any]:
-    session.run(ENSURE, name=PROJECTOR)
-    row = session.one(LOCK if lock else READ, name=PROJECTOR)
+def read(session: Session) -> dict[str, Any]:
+    """The offset row, created if missing. Only the sweep (under its advisory lock) moves it, so
+    reading needs no row lock: an idle sweep then writes nothing at all."""
+    row = session.one(READ, name=PROJECTOR)
+    if row is None:
+        session.run(ENSURE, name=PROJECTOR)
+        row = session.one(READ, name=PROJECTOR)
     assert row is not None
     return row
 

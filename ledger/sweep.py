@@ -160,7 +160,7 @@ def _run(
     deadline = clock() + budget_s
     while True:
         with session.transaction():
-            position = offsets.position(offsets.read(session, lock=True))
+            position = offsets.position(offsets.read(session))
             batch = log_table.read_batch(session, position, batch_size)
             if not batch:
                 break

@@ -63,6 +63,20 @@ def test_sweep_applies_and_reports(db: Database) -> None:
     assert offset(db)["events_processed"] == 3
     [sync] = sync_events(db)
     assert sync["status"] == "success"
+    stored = db.run(
+        lambda s: s.one(
+            "SELECT topic, event, service, source, tenant, vtid FROM oasis_events WHERE id = :id",
+            id=sync["id"],
+        )
+    )
+    assert stored == {
+        "topic": "ledger_sync",
+        "event": "ledger_sync",
+        "service": "oasis-projector",
+        "source": "oasis-projector",
+        "tenant": "system",
+        "vtid": None,
+    }
     assert sync["notes"] == "Processed 3 events: 0 updated, 2 created, 0 errors"
     assert sync["metadata"] == {
         "processed": 3,
@@ -85,6 +99,16 @@ def test_idle_sweeps_write_nothing_and_ignore_own_events(db: Database) -> None:
     assert again.counters.processed == 0
     assert len(sync_events(db)) == 1
     assert offset(db)["events_processed"] == 1
+
+
+def test_idle_sweep_touches_no_row(db: Database) -> None:
+    insert(db, event())
+    sweep(db)
+    sweep(db)  # moves past its own ledger_sync event
+    row_versions = "SELECT xmin::text, xmax::text FROM projection_offsets"
+    before = db.run(lambda s: s.run(row_versions))
+    assert sweep(db).counters.processed == 0
+    assert db.run(lambda s: s.run(row_versions)) == before  # not updated, not even row-locked
 
 
 def test_transaction_held_open_is_never_skipped(db: Database, held: Session) -> None:
