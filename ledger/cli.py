@@ -190,6 +190,14 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if drifts else 0
 
 
+def cmd_rejections(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger import rejections
+
+    for row in _database(settings).run(lambda s: rejections.recent(s, args.limit)):
+        print(json.dumps(row, default=str))
+    return 0
+
+
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.verify import SweepRunning, reset_for_rebuild
 
@@ -212,6 +220,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         event = ingest.prepare(parse_json(text))
         done = ingest.ingest(db, event, settings.topic_path)
     except Rejected as exc:
+        ingest.record_rejection(db, text.encode("utf-8", "backslashreplace"), exc)
         print(f"rejected: {exc.reason}", file=sys.stderr)
         return 1
     _print(
@@ -245,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "verify", help="fold the whole log and report rows that differ (exit 1 on drift)"
     ).set_defaults(func=cmd_verify)
+    rejected = sub.add_parser("rejections", help="list the newest rejected events (JSON lines)")
+    rejected.add_argument("--limit", type=int, default=20)
+    rejected.set_defaults(func=cmd_rejections)
     ingest = sub.add_parser("ingest", help="store an event (and publish it if PUBSUB_TOPIC is set)")
     ingest.add_argument("event", help="the event as JSON, or - to read it from stdin")
     ingest.set_defaults(func=cmd_ingest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from ledger.db import Session
 
@@ -12,7 +13,8 @@ VALUES (:source, :reason, :event_id, :message_id, :raw, :fingerprint)
 ON CONFLICT (fingerprint) DO NOTHING"""
 
 RECENT = """
-SELECT id, received_at, source, reason, event_id, message_id, octet_length(raw) AS size
+SELECT id, received_at, source, reason, event_id, message_id, octet_length(raw) AS size,
+       convert_from(substring(raw FROM 1 FOR 200), 'SQL_ASCII') AS raw_start
 FROM ledger_rejections ORDER BY id DESC LIMIT :limit"""
 
 
@@ -22,6 +24,11 @@ def _storable(text: str | None, limit: int) -> str | None:
         return None
     clean = text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
     return clean[:limit]
+
+
+def recent(session: Session, limit: int) -> list[dict[str, Any]]:
+    """The newest rejections, with the start of each raw payload."""
+    return session.rows(RECENT, limit=limit)
 
 
 def fingerprint(source: str, raw: bytes) -> str:

@@ -117,6 +117,15 @@ def test_ingest_command(settings: Settings, db: Database) -> None:
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 1
 
 
+def test_rejections_lists_the_newest(settings: Settings, db: Database) -> None:
+    assert ledger(settings, "ingest", '{"id": "r1", "metadata": [1]}').returncode == 1
+    done = ledger(settings, "rejections", "--limit", "5")
+    [line] = done.stdout.splitlines()
+    row = json.loads(line)
+    assert (row["source"], row["event_id"]) == ("ingest", "r1")
+    assert "JSON object" in row["reason"] and row["raw_start"].startswith('{"id": "r1"')
+
+
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path) -> Iterator[str]:
     """`serve` exactly as the README runs it: no DATABASE_URL, so an embedded Postgres."""

@@ -6,6 +6,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -66,3 +67,17 @@ def test_ingested_event_reaches_the_ledger_through_pubsub(
         0,
     )
     assert db.run(lambda s: ledger_row(s, "VTID-0521")) == row
+
+
+def test_failed_publish_still_stores_the_event_for_the_sweep(
+    settings: Settings, db: Database, pubsub_emulator: str, serve_function: Any
+) -> None:
+    missing_topic = f"projects/local/topics/never-created-{uuid.uuid4().hex[:8]}"
+    env = env_for(settings, PUBSUB_EMULATOR_HOST=pubsub_emulator, PUBSUB_TOPIC=missing_topic)
+    fn = serve_function("ledger_http", env)
+    body = {"vtid": "VTID-0042", "type": "task_created"}
+    stored = requests.post(fn.url("/api/v1/events/ingest"), json=body, timeout=60)
+    assert stored.status_code == 201 and stored.json()["published"] is False
+    assert "publish failed" in fn.output()
+    synced = requests.post(fn.url("/internal/oasis/ledger/sync"), timeout=30).json()
+    assert synced["result"]["created"] == 1
