@@ -88,7 +88,7 @@ def parse_json(data: bytes | str) -> Any:
         raise Rejected(f"event is not valid JSON: {exc}") from None
 
 
-def _check_storable(value: Any, where: str) -> None:
+def check_storable(value: Any, where: str) -> None:
     """Postgres cannot store NUL in text or jsonb, nor lone surrogates in UTF-8."""
     stack: list[tuple[Any, str]] = [(value, where)]
     while stack:
@@ -116,7 +116,7 @@ def _text(obj: Mapping[str, Any], *names: str) -> str | None:
             continue
         if not isinstance(value, str):
             raise Rejected(f"{name} must be a string, got {type(value).__name__}")
-        _check_storable(value, name)
+        check_storable(value, name)
         return value
     return None
 
@@ -155,7 +155,7 @@ def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
             value = parse_json(value) if value.strip() else {}
         if not isinstance(value, Mapping):
             raise Rejected(f"{name} must be a JSON object, got {type(value).__name__}")
-        _check_storable(value, name)
+        check_storable(value, name)
         return dict(value)
     return {}
 
@@ -174,7 +174,7 @@ def decode(obj: Any, *, default_time: datetime | None = None) -> Event:
         raise Rejected("event has no id")
     if not isinstance(raw_id, str):
         raise Rejected(f"id must be a string, got {type(raw_id).__name__}")
-    _check_storable(raw_id, "id")
+    check_storable(raw_id, "id")
     try:
         raw_time = next(
             (obj[n] for n in _ALIASES["created_at"] if obj.get(n) not in (None, "")), None

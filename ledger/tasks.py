@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.db import Session
+from ledger.events import Rejected, check_storable
 from ledger.jsonout import plain
 from ledger.vtid import is_valid, normalise
 
@@ -57,7 +58,16 @@ def decode_cursor(cursor: str) -> str:
         raise BadQuery("cursor is not one this API returned") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("after"), str):
         raise BadQuery("cursor is not one this API returned")
-    return str(raw["after"])
+    return _storable(str(raw["after"]), "cursor")
+
+
+def _storable(value: str, name: str) -> str:
+    """Text Postgres can take as a parameter (no NUL, no lone surrogate)."""
+    try:
+        check_storable(value, name)
+    except Rejected as exc:
+        raise BadQuery(exc.reason) from None
+    return value
 
 
 def parse_vtid(raw: str) -> str:
@@ -71,6 +81,8 @@ def parse_query(args: Mapping[str, str]) -> Query:
     unknown = sorted(set(args) - {*FILTERS, "limit", "cursor"})
     if unknown:
         raise BadQuery(f"unknown query parameter(s): {', '.join(unknown)}")
+    for name, value in args.items():
+        _storable(value, name)
     filters: dict[str, str | None] = {n: (args.get(n) or "").strip() or None for n in FILTERS}
     if filters["vtid"] is not None:
         filters["vtid"] = parse_vtid(filters["vtid"])

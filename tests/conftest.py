@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings as hypothesis_settings
 
 from ledger.cli import function_command
 from ledger.config import Settings
@@ -22,6 +23,22 @@ from ledger.db import Database, Session, parse_url
 from ledger.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Example counts scale from one number. CI runs derandomized, so a run is reproducible;
+# HYPOTHESIS_PROFILE=thorough ./dev test explores ten times further.
+hypothesis_settings.register_profile("default", max_examples=100)
+hypothesis_settings.register_profile("ci", max_examples=100, derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("thorough", max_examples=1000)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "default")
+)
+
+
+def examples(share: float) -> int:
+    """A share of the profile's example count, for tests whose examples hit the database."""
+    return max(2, int(hypothesis_settings.default.max_examples * share))
+
+
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 

@@ -12,7 +12,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import FunctionServer
+from tests.conftest import FunctionServer, examples
 from tests.openapi import DOCUMENT
 
 schema = schemathesis.openapi.from_path(str(DOCUMENT))
@@ -25,7 +25,7 @@ CHECKS = [
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(0.3), deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_makes_the_api_fail_or_answer_off_contract(
     case: Any, http_function: FunctionServer
 ) -> None:

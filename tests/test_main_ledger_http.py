@@ -162,6 +162,7 @@ MALFORMED = [
     ("GET", "/api/v1/tasks?cursor=bogus", {}, "cursor"),
     ("GET", "/api/v1/tasks?vtid=SYSTEM", {}, "not a valid VTID"),
     ("GET", "/api/v1/tasks?stauts=active", {}, "unknown query parameter"),
+    ("GET", "/api/v1/tasks?environment=pr%00od", {}, "NUL"),
     ("GET", "/api/v1/vtid/not-a-vtid", {}, "not a valid VTID"),
 ]
 

@@ -1,5 +1,6 @@
 """The real-time apply path on a real Postgres: platform cases, order independence, concurrency."""
 
+import json
 import threading
 from collections import defaultdict
 from typing import Any
@@ -11,13 +12,16 @@ from ledger import fold, store
 from ledger.db import Database, Session
 from ledger.events import Event, decode
 from ledger.outcome import Outcome
-from ledger.realtime import apply_event
+from ledger.pubsub_message import Message
+from ledger.realtime import apply_event, handle_message
 from ledger.vtid import of_event
-from tests.conftest import event, ledger_row
+from tests.conftest import event, examples, ledger_row
 from tests.strategies import events
 
 DB_EXAMPLES = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(0.4),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
@@ -167,3 +171,36 @@ def test_progress_is_spread_over_shards(session: Session) -> None:
         apply_event(session, decode(event(id=f"s{i}")))
     shards = session.run("SELECT count(*), sum(events_processed) FROM projector_progress")
     assert shards[0][0] > 1 and shards[0][1] == 40  # not one row every instance queues on
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+near_events = st.fixed_dictionaries(
+    {"id": st.text(max_size=5) | st.integers(), "vtid": st.text(max_size=12) | st.none()},
+    optional={
+        "created_at": st.text(max_size=30) | st.integers(),
+        "metadata": json_values,
+        "topic": json_values,
+        "message": st.text(max_size=40),
+    },
+)
+
+
+@DB_EXAMPLES
+@given(
+    st.binary(max_size=200)
+    | json_values.map(lambda v: json.dumps(v).encode())
+    | near_events.map(lambda v: json.dumps(v).encode())
+)
+def test_any_payload_is_applied_or_recorded_never_raised(db: Database, data: bytes) -> None:
+    db.run(lambda s: s.script("TRUNCATE vtid_ledger, ledger_rejections"))
+    outcome = handle_message(db, Message(data=data, message_id="m", publish_time=None))
+    rejected = db.run(lambda s: s.scalar("SELECT count(*) FROM ledger_rejections"))
+    assert (outcome is Outcome.REJECTED) == (rejected == 1)
+    rows = db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger"))
+    assert rows == (1 if outcome is Outcome.CREATED else 0)

@@ -16,7 +16,7 @@ from ledger.db import Database, Session, Transient
 from ledger.events import Event, decode
 from ledger.realtime import apply_event
 from ledger.sweep import sweep
-from tests.conftest import event, ledger_row
+from tests.conftest import event, examples, ledger_row
 from tests.strategies import events
 from tests.test_realtime import _as_columns, _columns, _expected
 
@@ -242,7 +242,9 @@ def test_unreadable_rows_are_rejected_counted_and_never_retried(db: Database) ->
 
 
 SWEEP_EXAMPLES = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(0.25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 

@@ -20,3 +20,13 @@ def test_query_defaults_and_normalised_vtid() -> None:
         None,
     )
     assert parse_query({"limit": "1000"}).limit == 1000
+
+
+@pytest.mark.parametrize("after", ["a\x00b", "\ud800"])
+def test_forged_cursor_with_unstorable_text_is_refused(after: str) -> None:
+    import base64
+    import json
+
+    forged = base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
+    with pytest.raises(BadQuery):
+        decode_cursor(forged)
