@@ -36,6 +36,7 @@ def status(session: Session) -> dict[str, Any]:
     if backlog["backlog"] and backlog["oldest"] is not None:
         lag = max(0.0, (datetime.now(UTC) - backlog["oldest"]).total_seconds())
     held_back = int(backlog["held_back"])
+    horizon = session.scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
     report: dict[str, Any] = {
         "running": offset["last_error"] is None,
         "events_processed": int(offset["events_processed"] or 0),
@@ -45,6 +46,9 @@ def status(session: Session) -> dict[str, Any]:
         "lag_seconds": round(lag, 3),
         "backlog": int(backlog["backlog"]),
         "held_back": held_back,
+        # Readable only below this transaction id; it names the blocker even when the database
+        # user may not see other sessions in pg_stat_activity.
+        "horizon_xid": horizon,
         "oldest_open_transaction": _oldest_open_transaction(session) if held_back else None,
         "last_error": offset["last_error"],
         "last_error_at": iso(offset["last_error_at"]),

@@ -122,6 +122,7 @@ def test_transaction_held_open_is_never_skipped(db: Database, held: Session) -> 
     status = db.run(status_report.status)["status"]
     assert (status["backlog"], status["held_back"]) == (2, 2)  # committed, but behind the open one
     assert status["oldest_open_transaction"]["age_seconds"] >= 0
+    assert status["oldest_open_transaction"]["xid"] == status["horizon_xid"]
     held.conn.execute_simple("COMMIT")
     second = sweep(db)
     assert second.counters.created == 3
