@@ -19,6 +19,13 @@ ORDER BY age(backend_xid) DESC
 LIMIT 1"""
 
 
+# As pg_stat_activity.backend_xid shows it (32 bits, without the epoch), so it can be matched.
+HORIZON_XID = (
+    "SELECT (CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS numeric) "
+    "% 4294967296)::bigint::text"
+)
+
+
 def _oldest_open_transaction(session: Session) -> dict[str, Any] | None:
     row = session.one(OLDEST_OPEN_TRANSACTION)
     if row is None:
@@ -36,7 +43,7 @@ def status(session: Session) -> dict[str, Any]:
     if backlog["backlog"] and backlog["oldest"] is not None:
         lag = max(0.0, (datetime.now(UTC) - backlog["oldest"]).total_seconds())
     held_back = int(backlog["held_back"])
-    horizon = session.scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+    horizon = session.scalar(HORIZON_XID)
     report: dict[str, Any] = {
         "running": offset["last_error"] is None,
         "events_processed": int(offset["events_processed"] or 0),
