@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -243,6 +244,34 @@ def event(**fields: Any) -> dict[str, Any]:
     }
     raw.update(fields)
     return {k: v for k, v in raw.items() if v is not ...}
+
+
+def run_together(*work: Callable[[], object]) -> list[BaseException]:
+    """Run each callable in its own thread, all released at once; return what they raised."""
+    barrier = threading.Barrier(len(work))
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], object]) -> None:
+        try:
+            barrier.wait()
+            job()
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def apply_all(db: Database, events: list[Any]) -> None:
+    """The real-time path, one event per transaction, as Pub/Sub deliveries would arrive."""
+    from ledger.realtime import apply_event
+
+    for e in events:
+        db.run(lambda s, e=e: apply_event(s, e))
 
 
 def ledger_row(session: Session, vtid: str) -> dict[str, Any] | None:

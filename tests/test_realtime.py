@@ -1,7 +1,6 @@
 """The real-time apply path on a real Postgres: platform cases, order independence, concurrency."""
 
 import json
-import threading
 from collections import defaultdict
 from typing import Any
 
@@ -15,7 +14,7 @@ from ledger.outcome import Outcome
 from ledger.pubsub_message import Message
 from ledger.realtime import apply_event, handle_message
 from ledger.vtid import of_event
-from tests.conftest import event, examples, ledger_row
+from tests.conftest import apply_all, event, examples, ledger_row, run_together
 from tests.strategies import events
 
 DB_EXAMPLES = settings(
@@ -144,22 +143,7 @@ def test_concurrent_writers_equal_the_fold(
     delivered = data.draw(st.permutations(evs + evs))  # every event at least twice
     lanes = [delivered[i::4] for i in range(4)]
     db.run(lambda s: s.run("TRUNCATE vtid_ledger"))
-    barrier = threading.Barrier(len(lanes))
-    errors: list[BaseException] = []
-
-    def writer(lane: list[Event]) -> None:
-        try:
-            barrier.wait()
-            for e in lane:
-                db.run(lambda s, e=e: apply_event(s, e))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(lane,)) for lane in lanes]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_together(*[lambda lane=lane: apply_all(db, lane) for lane in lanes])
     assert not errors
     with db.session() as s:
         assert _columns(s) == _as_columns(_expected(evs))

@@ -16,7 +16,7 @@ from ledger.db import Database, Session, Transient
 from ledger.events import Event, decode
 from ledger.realtime import apply_event
 from ledger.sweep import sweep
-from tests.conftest import event, examples, ledger_row
+from tests.conftest import apply_all, event, examples, ledger_row, run_together
 from tests.strategies import events
 from tests.test_realtime import _as_columns, _columns, _expected
 
@@ -316,30 +316,10 @@ def test_sweep_running_alongside_realtime_writers_equals_the_fold(
     db.run(lambda s: [log_table.insert(s, e) for e in data.draw(st.permutations(distinct))])
     lanes = [data.draw(st.permutations(distinct)) for _ in range(3)]
     batch_size = data.draw(st.integers(1, 5))
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(lanes) + 1)
-
-    def realtime(lane: list[Event]) -> None:
-        try:
-            barrier.wait()
-            for e in lane:
-                db.run(lambda s, e=e: apply_event(s, e))
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    def sweeper() -> None:
-        try:
-            barrier.wait()
-            sweep(db, batch_size=batch_size)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=realtime, args=(lane,)) for lane in lanes]
-    threads.append(threading.Thread(target=sweeper))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_together(
+        lambda: sweep(db, batch_size=batch_size),
+        *[lambda lane=lane: apply_all(db, lane) for lane in lanes],
+    )
     assert not errors
     with db.session() as s:
         assert _columns(s) == _as_columns(_expected(distinct))
