@@ -109,7 +109,7 @@ def ingest(db: Database, request: flask.Request) -> Response:
         return _error(400, exc.reason)
     if not done.stored:
         return {"ok": True, "event_id": event.id, "duplicate": True}, 200
-    return {"ok": True, "event_id": event.id, "published": done.message_id is not None}, 201
+    return {"ok": True, "event_id": event.id, "published": done.message_id is not None}, 200
 
 
 def list_tasks(db: Database, request: flask.Request) -> Response:

@@ -30,7 +30,7 @@ def ingest(fn: FunctionServer, body: Any, **kwargs: Any) -> requests.Response:
 
 def test_seed_smoke_test(http_function: FunctionServer) -> None:
     stored = ingest(http_function, SMOKE_EVENT)
-    assert stored.status_code == 201 and stored.json()["ok"] is True
+    assert stored.status_code == 200 and stored.json()["ok"] is True
     synced = call(http_function, "POST", "/internal/oasis/ledger/sync").json()
     assert synced["ok"] and synced["vtid"] == "VTID-0521"
     assert synced["result"]["processed"] == 1 and synced["result"]["created"] == 1
@@ -63,7 +63,7 @@ def test_status_and_metrics(http_function: FunctionServer) -> None:
 
 def test_ingest_treats_empty_strings_as_absent(http_function: FunctionServer) -> None:
     stored = ingest(http_function, {"id": "", "type": "", "vtid": "VTID-0001", "payload": {}})
-    assert stored.status_code == 201 and stored.json()["event_id"]
+    assert stored.status_code == 200 and stored.json()["event_id"]
     blank = call(http_function, "GET", "/api/v1/tasks?vtid=%20&status=")
     assert blank.status_code == 200
 
@@ -72,7 +72,7 @@ def test_ingest_accepts_spec_names_and_is_idempotent_by_id(
     http_function: FunctionServer, db: Database
 ) -> None:
     raw = event(id="fixed-1", metadata={"environment": "prod"})
-    assert ingest(http_function, raw).status_code == 201
+    assert ingest(http_function, raw).status_code == 200
     again = ingest(http_function, raw)
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 1
