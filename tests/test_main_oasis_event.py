@@ -76,6 +76,25 @@ def test_worked_example_through_an_eventarc_cloud_event(
     }
 
 
+def test_structured_mode_cloud_event(event_function: FunctionServer, session: Session) -> None:
+    envelope = {
+        "specversion": "1.0",
+        "id": "ce-1",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "source": "//pubsub.googleapis.com/projects/p/topics/oasis-events",
+        "datacontenttype": "application/json",
+        "data": push_body(json.dumps(event(vtid="VTID-0777")).encode()),
+    }
+    response = requests.post(
+        event_function.url("/"),
+        data=json.dumps(envelope),
+        timeout=30,
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    assert response.status_code == 200
+    assert ledger_row(session, "VTID-0777") is not None
+
+
 def test_raw_push_envelope_and_redelivery(event_function: FunctionServer, session: Session) -> None:
     body = push_body(json.dumps(event(topic="task_created")).encode())
     for _ in range(3):
