@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from ledger import fold, log_table, logs, offsets, rejections, store
 from ledger.db import Database, Session, describe, is_permanent
 from ledger.events import PROJECTOR_SERVICE, SYNC_TYPE, Event, Rejected, decode
+from ledger.jsonout import iso
 from ledger.outcome import Counters, Outcome
 from ledger.vtid import of_event
 
@@ -140,9 +141,7 @@ def _sync_event(result: SweepResult) -> Event:
                 "errors": c.errors,
                 "skipped": c.skipped,
                 "lastEventId": result.last_event_id,
-                "lastEventTime": result.last_event_time.isoformat()
-                if result.last_event_time
-                else None,
+                "lastEventTime": iso(result.last_event_time),
                 "vtid": None,
             },
         }

@@ -85,7 +85,7 @@ def test_sweep_applies_and_reports(db: Database) -> None:
         "errors": 0,
         "skipped": 1,
         "lastEventId": "c",
-        "lastEventTime": "2025-11-29T11:00:00+00:00",
+        "lastEventTime": "2025-11-29T11:00:00.000Z",
         "vtid": None,
     }
 
