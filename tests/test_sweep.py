@@ -41,6 +41,16 @@ def sync_events(db: Database) -> list[dict[str, Any]]:
     return db.run(lambda s: log_table.recent_syncs(s, 100))
 
 
+def empty_log(db: Database) -> None:
+    """A fresh log and ledger between Hypothesis examples, offset rewound to the start."""
+
+    def work(s: Session) -> None:
+        s.run("TRUNCATE vtid_ledger, oasis_events")
+        offsets.reset(s)
+
+    db.run(work)
+
+
 @pytest.fixture
 def held(db: Database) -> Iterator[Session]:
     """A second connection for a transaction the test keeps open."""
@@ -254,12 +264,7 @@ SWEEP_EXAMPLES = settings(
 def test_sweep_and_realtime_in_any_mix_equal_the_fold(
     db: Database, data: st.DataObject, evs: list[Event]
 ) -> None:
-    db.run(
-        lambda s: s.script(
-            "TRUNCATE vtid_ledger, oasis_events; UPDATE projection_offsets "
-            "SET position_tx_id = NULL, position_seq = NULL"
-        )
-    )
+    empty_log(db)
     distinct = list({e.id: e for e in evs}.values())  # the table keys events by id
     order = data.draw(st.permutations(distinct))
     cut = data.draw(st.integers(0, len(order)))
@@ -306,12 +311,7 @@ def test_timestamp_python_cannot_hold_is_rejected(db: Database) -> None:
 def test_sweep_running_alongside_realtime_writers_equals_the_fold(
     db: Database, data: st.DataObject, evs: list[Event]
 ) -> None:
-    db.run(
-        lambda s: s.script(
-            "TRUNCATE vtid_ledger, oasis_events; UPDATE projection_offsets "
-            "SET position_tx_id = NULL, position_seq = NULL"
-        )
-    )
+    empty_log(db)
     distinct = list({e.id: e for e in evs}.values())
     db.run(lambda s: [log_table.insert(s, e) for e in data.draw(st.permutations(distinct))])
     lanes = [data.draw(st.permutations(distinct)) for _ in range(3)]
