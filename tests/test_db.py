@@ -76,3 +76,20 @@ def test_savepoint_undoes_only_its_block(session: Session) -> None:
 
 def test_schema_setting_isolates(settings: Settings, db: Database) -> None:
     assert db.run(lambda s: s.scalar("SELECT current_schema()")) == settings.db_schema
+
+
+def test_cloud_sql_without_credentials_is_a_clear_transient_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    import ledger.db
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))  # no gcloud credentials either
+    monkeypatch.setattr(ledger.db, "_connector", None)
+    cloud = Database(
+        Settings.from_env(
+            {"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_NAME": "oasis", "DB_USER": "sa@p.iam"}
+        )
+    )
+    with pytest.raises(Transient, match="cannot connect to the database: .*credentials"):
+        cloud.run(lambda s: s.scalar("SELECT 1"))
