@@ -91,5 +91,5 @@ def test_cloud_sql_without_credentials_is_a_clear_transient_error(
             {"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_NAME": "oasis", "DB_USER": "sa@p.iam"}
         )
     )
-    with pytest.raises(Transient, match="cannot connect to the database: .*credentials"):
+    with pytest.raises(Transient, match=r"cannot connect to the database: .*credentials"):
         cloud.run(lambda s: s.scalar("SELECT 1"))
