@@ -28,10 +28,12 @@ _AFTER = "(tx_id, seq) > (CAST(:tx_id AS xid8), :seq)"
 # Below the snapshot's xmin every transaction has ended: nothing can still appear there.
 _HORIZON = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
 
+# Positions travel as text (pg8000 has no xid8 type) under names no column has, so ORDER BY
+# always sorts the xid8 columns themselves: sorted as text, '1000' < '998' and events are lost.
 READ_BATCH = f"""
-SELECT tx_id::text AS tx_id, seq, {_COLUMNS} FROM oasis_events
+SELECT tx_id::text AS position_tx_id, seq AS position_seq, {_COLUMNS} FROM oasis_events
 WHERE {_AFTER} AND {_HORIZON}
-ORDER BY tx_id, seq LIMIT :limit"""
+ORDER BY oasis_events.tx_id, oasis_events.seq LIMIT :limit"""
 
 ANY_READABLE = f"SELECT EXISTS (SELECT 1 FROM oasis_events WHERE {_AFTER} AND {_HORIZON})"
 
@@ -41,7 +43,9 @@ SELECT count(*) AS backlog,
        min(created_at) AS oldest
 FROM oasis_events WHERE {_AFTER} AND NOT {_OWN}"""
 
-ALL_EVENTS = f"SELECT {_COLUMNS} FROM oasis_events WHERE NOT {_OWN} ORDER BY tx_id, seq"
+ALL_EVENTS = f"""
+SELECT {_COLUMNS} FROM oasis_events WHERE NOT {_OWN}
+ORDER BY oasis_events.tx_id, oasis_events.seq"""
 
 # The type goes into both topic and event, the service into both service and source: the
 # platform's readers use either name (the seed document's ledger_sync example uses event).
@@ -67,8 +71,13 @@ class LoggedEvent:
 
 
 def read_batch(session: Session, after: Position, limit: int) -> list[LoggedEvent]:
-    rows = session.rows(READ_BATCH, tx_id=after.tx_id, seq=after.seq, limit=limit)
-    return [LoggedEvent(Position(row.pop("tx_id"), int(row.pop("seq"))), _raw(row)) for row in rows]
+    rows = session.rows(READ_BATCH, tx_id=str(after.tx_id), seq=after.seq, limit=limit)
+    return [
+        LoggedEvent(
+            Position(int(row.pop("position_tx_id")), int(row.pop("position_seq"))), _raw(row)
+        )
+        for row in rows
+    ]
 
 
 def _raw(row: dict[str, Any]) -> dict[str, Any]:
@@ -79,11 +88,11 @@ def _raw(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def any_readable(session: Session, after: Position) -> bool:
-    return bool(session.scalar(ANY_READABLE, tx_id=after.tx_id, seq=after.seq))
+    return bool(session.scalar(ANY_READABLE, tx_id=str(after.tx_id), seq=after.seq))
 
 
 def backlog(session: Session, after: Position) -> dict[str, Any]:
-    row = session.one(BACKLOG, tx_id=after.tx_id, seq=after.seq)
+    row = session.one(BACKLOG, tx_id=str(after.tx_id), seq=after.seq)
     assert row is not None
     return row
 

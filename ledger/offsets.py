@@ -51,16 +51,17 @@ WHERE projector_name = :name"""
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where the sweep is in commit order: (transaction id, sequence) of the last event read."""
+    """Where the sweep is in commit order: (transaction id, sequence) of the last event read.
+    An int, so that nothing can compare positions as text."""
 
-    tx_id: str = "0"
+    tx_id: int = 0
     seq: int = 0
 
 
 def position(row: dict[str, Any]) -> Position:
     if row["position_tx_id"] is None:
         return Position()
-    return Position(row["position_tx_id"], int(row["position_seq"] or 0))
+    return Position(int(row["position_tx_id"]), int(row["position_seq"] or 0))
 
 
 def read(session: Session) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def advance(
     session.run(
         ADVANCE,
         name=PROJECTOR,
-        tx_id=to.tx_id,
+        tx_id=str(to.tx_id),
         seq=to.seq,
         processed=counters.processed,
         created=counters.created,

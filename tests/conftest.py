@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -64,15 +65,42 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield embedded.url(tmp_path_factory.mktemp("pg"))
 
 
-@pytest.fixture
-def settings(server_url: str) -> Iterator[Settings]:
-    """A fresh schema for this test, dropped afterwards."""
+@pytest.fixture(scope="session")
+def fresh_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A cluster initialised for this run, as a new user's is: its transaction ids start in the
+    hundreds, so they gain a digit early (a long-lived server's all have the same length)."""
+    from ledger import embedded
+
+    return embedded.url(tmp_path_factory.mktemp("fresh-pg"))
+
+
+def _schema_settings(server_url: str) -> Iterator[Settings]:
     schema = "t_" + uuid.uuid4().hex[:12]
     admin = Database(Settings(database_url=server_url))
     admin.run(lambda s: s.run(f'CREATE SCHEMA "{schema}"'))
     yield Settings(database_url=server_url, db_schema=schema, sweep_batch_size=100)
     admin.run(lambda s: s.run(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.close()
+
+
+@pytest.fixture
+def settings(server_url: str) -> Iterator[Settings]:
+    """A fresh schema for this test, dropped afterwards."""
+    yield from _schema_settings(server_url)
+
+
+@pytest.fixture
+def fresh_settings(fresh_server_url: str) -> Iterator[Settings]:
+    """A fresh schema on the fresh cluster."""
+    yield from _schema_settings(fresh_server_url)
+
+
+@pytest.fixture
+def fresh_db(fresh_settings: Settings) -> Iterator[Database]:
+    database = Database(fresh_settings)
+    database.run(migrate)
+    yield database
+    database.close()
 
 
 @pytest.fixture
@@ -106,6 +134,22 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def run_cli(
+    settings: Settings, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m ledger ARGS` as an operator runs it, against the test's schema."""
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", *args],
+        env=env_for(settings, **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+        check=False,
+    )
 
 
 def free_port() -> int:

@@ -16,23 +16,8 @@ import requests
 from ledger.cli import SMOKE_EVENT
 from ledger.config import Settings
 from ledger.db import Database
-from tests.conftest import ROOT, env_for, event, free_port, wait_for_port
+from tests.conftest import ROOT, env_for, event, free_port, run_cli, wait_for_port
 from tests.test_sweep import insert
-
-
-def ledger(
-    settings: Settings, *args: str, stdin: str | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger", *args],
-        env=env_for(settings, **env),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        input=stdin,
-        timeout=120,
-        check=False,
-    )
 
 
 def snapshot(db: Database) -> list[dict[str, Any]]:
@@ -62,33 +47,33 @@ def logged(db: Database) -> Database:
 
 
 def test_sync_shows_progress_and_reports(settings: Settings, logged: Database) -> None:
-    done = ledger(settings, "sync")
+    done = run_cli(settings, "sync")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"]["processed"] == 350
     assert "sync [" in done.stderr and "350/350 events" in done.stderr
-    status = ledger(settings, "status")
+    status = run_cli(settings, "status")
     assert json.loads(status.stdout)["status"]["events_processed"] == 350
 
 
 def test_verify_finds_drift_and_rebuild_reproduces_the_ledger(
     settings: Settings, logged: Database
 ) -> None:
-    ledger(settings, "sync", "--quiet")
-    assert ledger(settings, "verify").returncode == 0
+    run_cli(settings, "sync", "--quiet")
+    assert run_cli(settings, "verify").returncode == 0
     before = snapshot(logged)
     logged.run(
         lambda s: s.run("UPDATE vtid_ledger SET status = 'blocked' WHERE vtid = 'VTID-0007'")
     )
-    drift = ledger(settings, "verify")
+    drift = run_cli(settings, "verify")
     assert drift.returncode == 1
     [line] = drift.stdout.splitlines()
     assert json.loads(line)["vtid"] == "VTID-0007"
     assert json.loads(line)["columns"]["status"]["ledger"] == "blocked"
-    rebuilt = ledger(settings, "rebuild")
+    rebuilt = run_cli(settings, "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "rebuild [" in rebuilt.stderr
     assert snapshot(logged) == before
-    assert ledger(settings, "verify").returncode == 0
+    assert run_cli(settings, "verify").returncode == 0
 
 
 def test_rebuild_keeps_rows_other_systems_made(settings: Settings, db: Database) -> None:
@@ -99,27 +84,27 @@ def test_rebuild_keeps_rows_other_systems_made(settings: Settings, db: Database)
         )
     )
     insert(db, event(vtid="VTID-0001", topic="task_completed"))
-    ledger(settings, "sync", "--quiet")
+    run_cli(settings, "sync", "--quiet")
     before = snapshot(db)
-    assert ledger(settings, "rebuild").returncode == 0
+    assert run_cli(settings, "rebuild").returncode == 0
     assert snapshot(db) == before
     assert before[0]["description"] == "Planned" and before[1]["vtid"] == "VTID-0777"
 
 
 def test_ingest_command(settings: Settings, db: Database) -> None:
-    done = ledger(
+    done = run_cli(
         settings, "ingest", "-", stdin=json.dumps({"vtid": "VTID-0042", "type": "task_created"})
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True
-    bad = ledger(settings, "ingest", '{"id": 1}')
+    bad = run_cli(settings, "ingest", '{"id": 1}')
     assert bad.returncode == 1 and "id must be a string" in bad.stderr
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 1
 
 
 def test_rejections_lists_the_newest(settings: Settings, db: Database) -> None:
-    assert ledger(settings, "ingest", '{"id": "r1", "metadata": [1]}').returncode == 1
-    done = ledger(settings, "rejections", "--limit", "5")
+    assert run_cli(settings, "ingest", '{"id": "r1", "metadata": [1]}').returncode == 1
+    done = run_cli(settings, "rejections", "--limit", "5")
     [line] = done.stdout.splitlines()
     row = json.loads(line)
     assert (row["source"], row["event_id"]) == ("ingest", "r1")
@@ -154,7 +139,7 @@ def test_serve_fails_when_a_function_cannot_start(settings: Settings, db: Databa
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = ledger(settings, "serve", "--port", str(port))
+        done = run_cli(settings, "serve", "--port", str(port))
     assert done.returncode == 1 and "exited" in done.stderr
 
 

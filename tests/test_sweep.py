@@ -16,7 +16,7 @@ from ledger.db import Database, Session, Transient
 from ledger.events import Event, decode
 from ledger.realtime import apply_event
 from ledger.sweep import sweep
-from tests.conftest import apply_all, event, examples, ledger_row, run_together
+from tests.conftest import apply_all, event, examples, ledger_row, run_cli, run_together
 from tests.strategies import events
 from tests.test_realtime import _as_columns, _columns, _expected
 
@@ -323,3 +323,39 @@ def test_sweep_running_alongside_realtime_writers_equals_the_fold(
     assert not errors
     with db.session() as s:
         assert _columns(s) == _as_columns(_expected(distinct))
+
+
+def burn_xids_until_the_next_digit(db: Database, margin: int) -> int:
+    """Consume transaction ids until the next power of ten is `margin` ids away; return it.
+    Each sub-transaction that writes takes an id of its own, so one DO block burns thousands."""
+    current = int(db.run(lambda s: s.scalar("SELECT pg_current_xact_id()::text")))
+    boundary = 10 ** len(str(current))
+    to_burn = boundary - margin - current - 2
+    assert 0 <= to_burn <= 2_000_000, f"xid {current} is too far from {boundary} to burn"
+    db.run(lambda s: s.script("CREATE TABLE IF NOT EXISTS burnt (x int)"))
+    db.run(
+        lambda s: s.script(
+            "DO $$ BEGIN FOR i IN 1.." + str(to_burn) + " LOOP "
+            "BEGIN INSERT INTO burnt VALUES (i); EXCEPTION WHEN others THEN NULL; END; "
+            "END LOOP; END $$"
+        )
+    )
+    return boundary
+
+
+def test_positions_are_transaction_ids_not_text_across_a_new_digit(
+    fresh_db: Database, fresh_settings: Any
+) -> None:
+    boundary = burn_xids_until_the_next_digit(fresh_db, margin=6)
+    for i in range(12):  # one transaction each: their ids straddle the boundary
+        insert(fresh_db, event(id=f"d{i:02d}", vtid=f"VTID-{i:04d}"))
+    xids = fresh_db.run(lambda s: s.run("SELECT tx_id::text FROM oasis_events"))
+    assert min(int(x[0]) for x in xids) < boundary <= max(int(x[0]) for x in xids)
+
+    assert sweep(fresh_db, batch_size=4).counters.created == 12
+    assert fresh_db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 12
+    assert run_cli(fresh_settings, "verify").returncode == 0
+    rebuilt = run_cli(fresh_settings, "rebuild", "--quiet", SWEEP_BATCH_SIZE="4")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(rebuilt.stdout)["result"]["created"] == 12
+    assert run_cli(fresh_settings, "verify").returncode == 0
