@@ -6,6 +6,7 @@ a connection-level error is thrown away; the next use opens a new one.
 
 from __future__ import annotations
 
+import select
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -227,6 +228,18 @@ class Session:
         with suppress(Exception):
             self.conn.execute_simple("ROLLBACK")
 
+    def idle_and_alive(self) -> bool:
+        """No round trip: an idle connection has nothing to read unless the server ended it
+        (a restart, a failover, pg_terminate_backend send an error and close the socket)."""
+        sock = getattr(self.conn, "_usock", None)
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
+
     def close(self) -> None:
         with suppress(Exception):  # closing a dead connection fails; nothing to do
             self.conn.close()
@@ -244,9 +257,15 @@ class Database:
         self._lock = threading.Lock()
 
     def _take(self) -> tuple[Session, bool]:
+        """A pooled session that is still alive, else a new one. One found dead makes the rest
+        suspect (a restart ends them all), so the whole idle pool is dropped."""
         with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
+            session = self._idle.pop() if self._idle else None
+        if session is not None:
+            if session.idle_and_alive():
+                return session, True
+            session.close()
+            self.close()
         return Session(self._connector(self.settings)), False
 
     def _give_back(self, session: Session) -> None:
@@ -258,13 +277,15 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session for the block; a connection error inside discards it and raises Transient."""
+        """A live session for the block; a connection error inside discards it (and the idle
+        pool, which is suspect too) and raises Transient."""
         session, _ = self._take()
         try:
             yield session
         except Exception as exc:
             if is_connection_error(exc):
                 session.close()
+                self.close()
                 raise Transient(f"database connection lost: {exc}") from exc
             self._give_back(session)
             raise
@@ -272,8 +293,10 @@ class Database:
             self._give_back(session)
 
     def run(self, work: Callable[[Session], T]) -> T:
-        """Run `work` on a session. A pooled connection found dead is replaced once: the work is
-        idempotent (the fold is), so repeating it after an unknown outcome is safe."""
+        """Run `work` on a session. If a pooled connection fails (one that died without a word,
+        as after a failover), the idle pool is dropped and the work runs once more on a new
+        connection: all work here is idempotent, so repeating it after an unknown outcome is
+        safe."""
         for attempt in (1, 2):
             session, reused = self._take()
             try:
@@ -281,6 +304,7 @@ class Database:
             except Exception as exc:
                 if is_connection_error(exc):
                     session.close()
+                    self.close()
                     if reused and attempt == 1:
                         continue
                     raise Transient(f"database connection lost: {exc}") from exc

@@ -202,15 +202,20 @@ def sweep(
     """Run one sweep, unless one is already running (then return at once with busy=True)."""
     size = batch_size or db.settings.sweep_batch_size
     budget = budget_s if budget_s is not None else db.settings.sweep_time_budget_s
+
+    def work(session: Session) -> SweepResult:
+        if not session.scalar(LOCK):
+            return SweepResult(busy=True)
+        try:
+            return _run(session, size, budget, on_batch, clock)
+        finally:
+            with suppress(Exception):
+                session.run(UNLOCK)
+
     try:
-        with db.session() as session:
-            if not session.scalar(LOCK):
-                return SweepResult(busy=True)
-            try:
-                result = _run(session, size, budget, on_batch, clock)
-            finally:
-                with suppress(Exception):
-                    session.run(UNLOCK)
+        result = db.run(work)  # a pooled connection that died is replaced, and the sweep rerun
+        if result.busy:
+            return result
     except Exception as exc:
         error = str(exc)
         log.error("sweep failed", extra={"error": error})

@@ -93,3 +93,24 @@ def test_cloud_sql_without_credentials_is_a_clear_transient_error(
     )
     with pytest.raises(Transient, match=r"cannot connect to the database: .*credentials"):
         cloud.run(lambda s: s.scalar("SELECT 1"))
+
+
+def test_after_a_restart_every_dead_pooled_connection_is_replaced_without_an_error(
+    db: Database,
+) -> None:
+    held = [db._take()[0] for _ in range(3)]  # three connections, then all idle in the pool
+    pids = {s.scalar("SELECT pg_backend_pid()") for s in held}
+    for s in held:
+        db._give_back(s)
+    admin = Database(db.settings)
+    admin.run(
+        lambda s: s.run(
+            "SELECT pg_terminate_backend(pid, 10000) FROM unnest(CAST(:p AS int[])) pid",
+            p=list(pids),
+        )
+    )
+    admin.close()
+    with db.session() as s:  # the sweep's way in
+        assert s.scalar("SELECT pg_backend_pid()") not in pids
+    assert db.run(lambda s: s.scalar("SELECT pg_backend_pid()")) not in pids
+    assert all(session.idle_and_alive() for session in db._idle)

@@ -1,6 +1,7 @@
 """`ledger_http` over real HTTP: every route's happy path, auth and malformed input, each
 response checked against the OpenAPI document."""
 
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ import requests
 from ledger.cli import SMOKE_EVENT
 from ledger.config import Settings
 from ledger.db import Database
-from tests.conftest import FunctionServer, env_for, event, free_port
+from tests.conftest import FunctionServer, env_for, event, free_port, ledger_row
 from tests.openapi import check
 
 TOKEN = "s3cret-token"
@@ -223,3 +224,38 @@ def test_every_route_but_alive_needs_the_token(guarded: FunctionServer) -> None:
         authorised = call(guarded, method, path, headers=good, json=event())
         assert authorised.status_code != 401
     assert call(guarded, "GET", "/alive").status_code == 200
+
+
+def kill_every_connection(db: Database) -> None:
+    """What a database restart or failover does to every pooled connection."""
+    db.run(
+        lambda s: s.run(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    )
+
+
+def test_every_route_answers_normally_right_after_the_database_dropped_all_connections(
+    http_function: FunctionServer, event_function: FunctionServer, db: Database
+) -> None:
+    from tests.test_main_oasis_event import push_body, send_push
+
+    ingest(http_function, SMOKE_EVENT)  # the pools now hold connections
+    assert send_push(event_function, push_body(json.dumps(event()).encode())).status_code == 200
+    for method, path, body in [
+        ("POST", "/internal/oasis/ledger/sync", None),
+        ("GET", "/internal/oasis/ledger/status", None),
+        ("GET", "/metrics", None),
+        ("POST", "/api/v1/events/ingest", SMOKE_EVENT),
+        ("GET", "/api/v1/tasks", None),
+        ("GET", "/api/v1/vtid/VTID-TEST-0521", None),
+        ("GET", "/ready", None),
+    ]:
+        kill_every_connection(db)
+        response = call(http_function, method, path, json=body)
+        assert response.status_code == 200, (path, response.text)
+    kill_every_connection(db)
+    pushed = send_push(event_function, push_body(json.dumps(event(vtid="VTID-0999")).encode()))
+    assert pushed.status_code == 200, event_function.output()
+    assert db.run(lambda s: ledger_row(s, "VTID-0999")) is not None
