@@ -12,6 +12,7 @@ from ledger import log_table, logs, rejections
 from ledger.db import Database, Session, describe, is_permanent
 from ledger.events import Event, Rejected, decode
 from ledger.jsonout import iso
+from ledger.vtid import is_valid, normalise
 
 SOURCE = "ingest"
 log = logs.get("ledger.ingest")
@@ -24,14 +25,38 @@ class Ingested:
     message_id: str | None
 
 
+def _blank(value: str | None) -> bool:
+    return value is None or not value.strip()
+
+
 def prepare(body: Any) -> Event:
-    """Decode an ingest body: the seed document's names or SPEC §2's, id and time defaulted."""
+    """Decode an ingest body: the seed document's names or SPEC §2's, id and time defaulted.
+
+    An ingest caller means one task, so what the sweep would skip silently is refused here: the
+    five fields of the seed document's body are required and the VTID must be valid."""
     if not isinstance(body, Mapping):
         raise Rejected(f"body must be a JSON object, got {type(body).__name__}")
     raw = dict(body)
     if raw.get("id") in (None, ""):  # absent, like every other field that is null or ""
         raw["id"] = str(uuid.uuid4())
-    return decode(raw, default_time=datetime.now(UTC))
+    event = decode(raw, default_time=datetime.now(UTC))
+    source = next((raw[n] for n in ("source", "service") if isinstance(raw.get(n), str)), None)
+    for name, value in [
+        ("vtid", event.vtid),
+        ("type is required (or topic, event)", event.type),
+        ("source is required (or service)", source),
+        ("status", event.status),
+        ("message", event.message),
+    ]:
+        if _blank(value):
+            reason = name if " " in name else f"{name} is required"
+            raise Rejected(reason, event.id)
+    assert event.vtid is not None
+    if not is_valid(normalise(event.vtid)):
+        raise Rejected(
+            f"vtid {event.vtid!r} is not a valid VTID (like VTID-0521 or DEV-OASIS-0010)", event.id
+        )
+    return event
 
 
 def record_rejection(db: Database, raw: bytes, exc: Rejected) -> None:

@@ -92,9 +92,7 @@ def test_rebuild_keeps_rows_other_systems_made(settings: Settings, db: Database)
 
 
 def test_ingest_command(settings: Settings, db: Database) -> None:
-    done = run_cli(
-        settings, "ingest", "-", stdin=json.dumps({"vtid": "VTID-0042", "type": "task_created"})
-    )
+    done = run_cli(settings, "ingest", "-", stdin=json.dumps({**SMOKE_EVENT, "vtid": "VTID-0042"}))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True
     bad = run_cli(settings, "ingest", '{"id": 1}')

@@ -29,6 +29,11 @@ def ingest(fn: FunctionServer, body: Any, **kwargs: Any) -> requests.Response:
     return call(fn, "POST", "/api/v1/events/ingest", json=body, **kwargs)
 
 
+def full(**fields: Any) -> dict[str, Any]:
+    """An event with every field ingest requires (vtid, type, source, status, message)."""
+    return event(message="something happened", **fields)
+
+
 def test_seed_smoke_test(http_function: FunctionServer) -> None:
     stored = ingest(http_function, SMOKE_EVENT)
     assert stored.status_code == 200 and stored.json()["ok"] is True
@@ -44,7 +49,7 @@ def test_seed_smoke_test(http_function: FunctionServer) -> None:
 
 
 def test_status_and_metrics(http_function: FunctionServer) -> None:
-    ingest(http_function, {"vtid": "VTID-0001", "type": "task_started"})
+    ingest(http_function, {**SMOKE_EVENT, "vtid": "VTID-0001", "type": "task_started"})
     status = call(http_function, "GET", "/internal/oasis/ledger/status").json()
     assert status["status"]["backlog"] == 1 and status["status"]["running"] is True
     assert status["status"]["lag_seconds"] >= 0
@@ -63,7 +68,8 @@ def test_status_and_metrics(http_function: FunctionServer) -> None:
 
 
 def test_ingest_treats_empty_strings_as_absent(http_function: FunctionServer) -> None:
-    stored = ingest(http_function, {"id": "", "type": "", "vtid": "VTID-0001", "payload": {}})
+    body = {**SMOKE_EVENT, "id": "", "topic": "", "payload": {}, "created_at": None}
+    stored = ingest(http_function, body)
     assert stored.status_code == 200 and stored.json()["event_id"]
     blank = call(http_function, "GET", "/api/v1/tasks?vtid=%20&status=")
     assert blank.status_code == 200
@@ -72,7 +78,7 @@ def test_ingest_treats_empty_strings_as_absent(http_function: FunctionServer) ->
 def test_ingest_accepts_spec_names_and_is_idempotent_by_id(
     http_function: FunctionServer, db: Database
 ) -> None:
-    raw = event(id="fixed-1", metadata={"environment": "prod"})
+    raw = full(id="fixed-1", metadata={"environment": "prod"})
     assert ingest(http_function, raw).status_code == 200
     again = ingest(http_function, raw)
     assert again.status_code == 200 and again.json()["duplicate"] is True
@@ -82,7 +88,7 @@ def test_ingest_accepts_spec_names_and_is_idempotent_by_id(
 def test_tasks_filters_and_cursor_pagination(http_function: FunctionServer) -> None:
     for i in range(7):
         env = "prod" if i % 2 else "dev"
-        ingest(http_function, event(vtid=f"VTID-{i:04d}", metadata={"environment": env}))
+        ingest(http_function, full(vtid=f"VTID-{i:04d}", metadata={"environment": env}))
     call(http_function, "POST", "/internal/oasis/ledger/sync")
     seen, cursor = [], None
     while True:
@@ -99,7 +105,7 @@ def test_tasks_filters_and_cursor_pagination(http_function: FunctionServer) -> N
 
 
 def test_vtid_lookup(http_function: FunctionServer) -> None:
-    ingest(http_function, event(vtid="VTID-0521"))
+    ingest(http_function, full(vtid="VTID-0521"))
     call(http_function, "POST", "/internal/oasis/ledger/sync")
     found = call(http_function, "GET", "/api/v1/vtid/vtid-0521")
     assert found.status_code == 200 and found.json()["data"]["vtid"] == "VTID-0521"
@@ -149,7 +155,7 @@ MALFORMED = [
     (
         "POST",
         "/api/v1/events/ingest",
-        {"json": {"id": UNINDEXABLE, "vtid": "VTID-0001"}},
+        {"json": {**SMOKE_EVENT, "id": UNINDEXABLE}},
         "database refused",
     ),
     ("POST", "/api/v1/events/ingest", {"json": {"vtid": 5}}, "vtid must be a string"),
@@ -157,6 +163,14 @@ MALFORMED = [
     ("POST", "/api/v1/events/ingest", {"json": {"payload": [1]}}, "JSON object"),
     ("POST", "/api/v1/events/ingest", {"data": b""}, "JSON object"),
     ("POST", "/api/v1/events/ingest", {"data": b"x" * (1024 * 1024 + 1)}, "larger"),
+    ("POST", "/api/v1/events/ingest", {"json": {}}, "vtid is required"),
+    ("POST", "/api/v1/events/ingest", {"json": {"vtid": "VTID-0001"}}, "type is required"),
+    ("POST", "/api/v1/events/ingest", {"json": {**SMOKE_EVENT, "vtid": "VTID-ABC"}}, "VTID-ABC"),
+    ("POST", "/api/v1/events/ingest", {"json": {**SMOKE_EVENT, "vtid": " "}}, "vtid is required"),
+    ("POST", "/api/v1/events/ingest", {"json": {**SMOKE_EVENT, "type": ""}}, "type is required"),
+    ("POST", "/api/v1/events/ingest", {"json": {**SMOKE_EVENT, "source": None}}, "source is"),
+    ("POST", "/api/v1/events/ingest", {"json": {**SMOKE_EVENT, "status": "  "}}, "status is"),
+    ("POST", "/api/v1/events/ingest", {"json": {**SMOKE_EVENT, "message": ""}}, "message is"),
     ("GET", "/api/v1/tasks?limit=0", {}, "limit"),
     ("GET", "/api/v1/tasks?limit=1001", {}, "limit"),
     ("GET", "/api/v1/tasks?limit=ten", {}, "limit"),
@@ -179,9 +193,12 @@ def test_malformed_requests_get_a_4xx_naming_the_problem(
 
 
 def test_rejected_ingest_is_recorded(http_function: FunctionServer, db: Database) -> None:
-    ingest(http_function, {"vtid": "VTID-0001", "metadata": "nope"})
-    [row] = db.run(lambda s: s.rows("SELECT source, reason FROM ledger_rejections"))
-    assert row["source"] == "ingest" and "JSON" in row["reason"]
+    ingest(http_function, {**SMOKE_EVENT, "metadata": "nope"})
+    ingest(http_function, {"vtid": "VTID-ABC"})
+    rows = db.run(lambda s: s.rows("SELECT source, reason FROM ledger_rejections ORDER BY id"))
+    assert [r["source"] for r in rows] == ["ingest", "ingest"]
+    assert "JSON" in rows[0]["reason"] and "type is required" in rows[1]["reason"]
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 0
 
 
 def test_paths_the_framework_cannot_route_still_get_json(http_function: FunctionServer) -> None:
@@ -221,7 +238,7 @@ def test_every_route_but_alive_needs_the_token(guarded: FunctionServer) -> None:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             response = call(guarded, method, path, headers=headers, json={})
             assert response.status_code == 401, (method, path, headers)
-        authorised = call(guarded, method, path, headers=good, json=event())
+        authorised = call(guarded, method, path, headers=good, json=full())
         assert authorised.status_code != 401
     assert call(guarded, "GET", "/alive").status_code == 200
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import requests
 
+from ledger.cli import SMOKE_EVENT
 from ledger.config import Settings
 from ledger.db import Database
 from tests.conftest import ROOT, env_for, free_port, ledger_row, wait_for_port
@@ -75,7 +76,7 @@ def test_failed_publish_still_stores_the_event_for_the_sweep(
     missing_topic = f"projects/local/topics/never-created-{uuid.uuid4().hex[:8]}"
     env = env_for(settings, PUBSUB_EMULATOR_HOST=pubsub_emulator, PUBSUB_TOPIC=missing_topic)
     fn = serve_function("ledger_http", env)
-    body = {"vtid": "VTID-0042", "type": "task_created"}
+    body = {**SMOKE_EVENT, "vtid": "VTID-0042"}
     stored = requests.post(fn.url("/api/v1/events/ingest"), json=body, timeout=60)
     assert stored.status_code == 200 and stored.json()["published"] is False
     assert "publish failed" in fn.output()
