@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -121,17 +121,25 @@ def _text(obj: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
+def _postgres_microseconds(digits: str) -> int:
+    """Postgres reads a fraction with strtod and rounds it with rint: the same double, rounded
+    half to even. An event read back from the table and the same event pushed are one instant."""
+    return round(float("0." + digits) * 1_000_000) if digits else 0
+
+
 def parse_time(value: Any, name: str = "created_at") -> datetime:
-    """ISO-8601 with zone; no zone means UTC. Digits past microseconds are truncated."""
+    """ISO-8601 with zone; no zone means UTC. Fractions round to microseconds as Postgres's."""
+    micros = 0
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
         text = value.strip()
         if "." in text:
-            # Postgres and Python keep microseconds; producers in other languages send nanoseconds.
+            # Producers in other languages send nanoseconds; Postgres keeps microseconds.
             head, _, rest = text.partition(".")
             digits = len(rest) - len(rest.lstrip("0123456789"))
-            text = head + "." + rest[: min(digits, 6)] + rest[digits:]
+            micros = _postgres_microseconds(rest[:digits])
+            text = head + rest[digits:]
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
@@ -141,7 +149,7 @@ def parse_time(value: Any, name: str = "created_at") -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(UTC)
+        return parsed.astimezone(UTC) + timedelta(microseconds=micros)
     except OverflowError:
         raise Rejected(f"{name} is out of range") from None
 

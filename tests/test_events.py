@@ -31,9 +31,9 @@ def test_service_defaults_to_unknown() -> None:
     assert decode(event(service=...)).service == "unknown"
 
 
-def test_zone_is_kept_and_nanoseconds_truncated() -> None:
+def test_zone_is_kept_and_nanoseconds_rounded() -> None:
     e = decode(event(created_at="2025-11-29T12:00:00.123456789+02:00"))
-    assert e.created_at == datetime(2025, 11, 29, 10, 0, 0, 123456, tzinfo=UTC)
+    assert e.created_at == datetime(2025, 11, 29, 10, 0, 0, 123457, tzinfo=UTC)
 
 
 def test_publish_time_stands_in_for_missing_created_at() -> None:
@@ -98,3 +98,20 @@ def test_digest_distinguishes_content_not_order() -> None:
     b = decode({"metadata": {"b": 2, "a": 1}, "created_at": "2025-01-01T00:00:00+00:00", "id": "x"})
     c = decode({"id": "x", "created_at": "2025-01-01T00:00:00Z", "metadata": {"a": 2}})
     assert a.digest == b.digest != c.digest
+
+
+@pytest.mark.parametrize(
+    ("fraction", "micros", "second"),
+    [
+        (".1234567", 123457, 0),  # Postgres rounds; truncating gave .123456
+        (".1234565", 123456, 0),  # rint of the double, as Postgres does (not half-up)
+        (".1234575", 123458, 0),
+        (".9999995", 0, 1),  # rounds into the next second
+        (".5", 500000, 0),
+    ],
+)
+def test_fractions_beyond_microseconds_round_as_postgres_does(
+    fraction: str, micros: int, second: int
+) -> None:
+    e = decode(event(created_at=f"2025-11-29T10:00:00{fraction}Z"))
+    assert (e.created_at.second, e.created_at.microsecond) == (second, micros)

@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from ledger.config import Settings
-from ledger.db import Session
+from ledger.db import Database, Session
 from ledger.events import MAX_EVENT_BYTES
+from ledger.sweep import sweep
 from tests.conftest import FunctionServer, env_for, event, free_port, ledger_row
 from tests.test_fold import WORKED_EXAMPLE
 
@@ -205,3 +206,25 @@ def test_database_down_gives_5xx_so_pubsub_retries(settings: Settings, serve_fun
     fn = serve_function("oasis_event", env_for(settings, DATABASE_URL=dead))
     response = send_push(fn, push_body(json.dumps(event()).encode()))
     assert response.status_code >= 500
+
+
+def test_one_event_through_both_paths_is_one_event_even_with_nanoseconds(
+    event_function: FunctionServer, db: Database, session: Session
+) -> None:
+    raw = event(id="ns-1", created_at="2025-11-29T10:00:00.1234567Z")
+    session.run(  # a producer stores the text; Postgres rounds it to .123457
+        "INSERT INTO oasis_events (id, created_at, vtid, topic, service, status) "
+        "VALUES (:id, :at, :vtid, :topic, :service, :status)",
+        id=raw["id"],
+        at=raw["created_at"],
+        vtid=raw["vtid"],
+        topic=raw["topic"],
+        service=raw["service"],
+        status=raw["status"],
+    )
+    assert send_push(event_function, push_body(json.dumps(raw).encode())).status_code == 200
+    row = ledger_row(session, "VTID-0001")
+    assert row is not None and row["last_event_at"].microsecond == 123457
+    result = sweep(db)
+    assert (result.counters.stale, result.counters.updated) == (1, 0)
+    assert "lastEventType" not in ledger_row(session, "VTID-0001")["metadata"]  # type: ignore[index]

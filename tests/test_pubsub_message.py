@@ -20,7 +20,7 @@ def test_push_envelope() -> None:
         )
     )
     assert (m.data, m.message_id, dict(m.attributes)) == (b'{"id":"1"}', "42", {"a": "b"})
-    assert m.publish_time == datetime(2025, 11, 29, 10, 0, 0, 123456, tzinfo=UTC)
+    assert m.publish_time == datetime(2025, 11, 29, 10, 0, 0, 123457, tzinfo=UTC)
 
 
 def test_missing_publish_time_uses_the_fallback() -> None:
