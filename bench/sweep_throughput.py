@@ -9,6 +9,7 @@ Everything happens in a throw-away schema. Prints events/s for each and their ra
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -21,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger.config import Settings
 from ledger.db import Database, Session
-from ledger.events import decode
 from ledger.migrate import migrate
-from ledger.realtime import apply_event
+from ledger.pubsub_message import Message
+from ledger.realtime import handle_message
 from ledger.sweep import sweep
 
 INSERT = """
@@ -98,13 +99,12 @@ def main() -> None:
     try:
         load(db, args.baseline_events, args.vtids, "p")
         raws = db.run(lambda s: s.rows(READ_RAW, prefix="p"))
-        events = [decode(r) for r in raws]
+        messages = [Message(data=json.dumps(r, default=str).encode()) for r in raws]
         started = time.perf_counter()
-        with db.session() as s:
-            for e in events:
-                apply_event(s, e)
+        for message in messages:
+            handle_message(db, message)
         looped = time.perf_counter() - started
-        loop_rate = len(events) / looped
+        loop_rate = len(messages) / looped
     finally:
         drop(url, schema)
 

@@ -128,13 +128,12 @@ def _print(body: Any) -> None:
 
 
 def _sweep_with_progress(db: Database, label: str, show: bool) -> int:
-    from ledger import log_table, offsets
-    from ledger.jsonout import iso
+    from ledger import oasis_events, projection_offsets
+    from ledger.sweep import SweepRunning, sweep_until_caught_up
     from ledger.terminal import ProgressBar
-    from ledger.verify import SweepRunning, sweep_until_caught_up
 
     def backlog(session: Any) -> int:
-        return int(log_table.backlog(session, offsets.position(offsets.read(session)))["backlog"])
+        return int(oasis_events.backlog(session, projection_offsets.position(session))["backlog"])
 
     total = db.run(backlog)
     bar = ProgressBar(total, label) if show and total >= 2 * db.settings.sweep_batch_size else None
@@ -148,22 +147,7 @@ def _sweep_with_progress(db: Database, label: str, show: bool) -> int:
     finally:
         if bar is not None:
             bar.close()
-    c = result.counters
-    _print(
-        {
-            "ok": True,
-            "result": {
-                "processed": c.processed,
-                "created": c.created,
-                "updated": c.updated,
-                "stale": c.stale,
-                "skipped": c.skipped,
-                "errors": c.errors,
-                "last_event_id": result.last_event_id,
-                "last_event_time": iso(result.last_event_time),
-            },
-        }
-    )
+    _print({"ok": True, "result": result.as_dict()})
     return 0
 
 
@@ -172,7 +156,7 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.status_report import status
+    from ledger.writer_status import status
 
     _print(_database(settings).run(status))
     return 0
@@ -183,23 +167,29 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     from ledger.verify import verify
 
-    drifts = _database(settings).run(verify)
-    for drift in drifts:
-        print(json.dumps(asdict(drift), default=str))
-    print(f"{len(drifts)} row(s) drifted from the log", file=sys.stderr)
-    return 1 if drifts else 0
+    def work(session: Any) -> int:
+        count = 0
+        for drift in verify(session):
+            print(json.dumps(asdict(drift), default=str), flush=True)
+            count += 1
+        return count
+
+    drifted = _database(settings).run(work)
+    print(f"{drifted} row(s) drifted from the log", file=sys.stderr)
+    return 1 if drifted else 0
 
 
 def cmd_rejections(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger import rejections
+    from ledger import ledger_rejections
 
-    for row in _database(settings).run(lambda s: rejections.recent(s, args.limit)):
+    for row in _database(settings).run(lambda s: ledger_rejections.recent(s, args.limit)):
         print(json.dumps(row, default=str))
     return 0
 
 
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.verify import SweepRunning, reset_for_rebuild
+    from ledger.sweep import SweepRunning
+    from ledger.verify import reset_for_rebuild
 
     db = _database(settings)
     try:
@@ -212,26 +202,22 @@ def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from ledger import ingest
-    from ledger.events import Rejected, parse_json
 
-    text = sys.stdin.read() if args.event == "-" else args.event
     db = _database(settings)
-    try:
-        event = ingest.prepare(parse_json(text))
-        done = ingest.ingest(db, event, settings.topic_path)
-    except Rejected as exc:
-        ingest.record_rejection(db, text.encode("utf-8", "backslashreplace"), exc)
-        print(f"rejected: {exc.reason}", file=sys.stderr)
-        return 1
-    _print(
-        {
-            "ok": True,
-            "event_id": event.id,
-            "duplicate": not done.stored,
-            "published": done.message_id is not None,
-        }
-    )
-    return 0
+    if args.event != "-":
+        done = ingest.ingest_one(
+            db, args.event.encode("utf-8", "surrogateescape"), settings.topic_path
+        )
+        if done.outcome == "rejected":
+            print(f"rejected: {done.reason}", file=sys.stderr)
+            return 1
+        _print(done.as_dict())
+        return 0
+    rejected = 0
+    for done in ingest.ingest_lines(db, sys.stdin.buffer, settings.topic_path):
+        print(json.dumps(done.as_dict()), flush=True)
+        rejected += done.outcome == "rejected"
+    return 1 if rejected else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,12 +24,33 @@ T = TypeVar("T")
 
 # SQLSTATE classes a single event's data can cause (data exception, integrity constraint,
 # program limit such as an index row too large): retrying the same event cannot help.
-_PERMANENT_CLASSES = ("22", "23", "54")
+_REFUSED_CLASSES = ("22", "23", "54")
+# A table or one of the writer's functions is missing: the schema is older than the code.
+_NOT_MIGRATED = ("42P01", "42883", "42704")
+# Worth retrying: the connection, the server going down, resources, a deadlock or a timeout.
+_TRANSIENT_CLASSES = ("08", "53", "40", "57")
 _CONNECT_TIMEOUT_S = 10
+NOT_MIGRATED = "the database is not migrated: run python -m ledger migrate"
 
 
 class Transient(RuntimeError):
     """A failure that may pass: raise it so Pub/Sub (or the caller) retries."""
+
+
+class NotMigrated(Transient):
+    """The writer's tables or functions are missing: `python -m ledger migrate` first."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_MIGRATED)
+
+
+class Refused(Exception):
+    """Postgres refused the data itself (SQLSTATE classes 22, 23, 54): the event is rejected
+    and recorded rather than retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -38,11 +59,6 @@ def sqlstate(exc: BaseException) -> str | None:
         code = args[0].get("C")
         return str(code) if code else None
     return None
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """Postgres refused the data itself; the event is rejected rather than retried."""
-    return (sqlstate(exc) or "")[:2] in _PERMANENT_CLASSES
 
 
 def describe(exc: BaseException) -> str:
@@ -59,6 +75,18 @@ def is_connection_error(exc: BaseException) -> bool:
         return True
     code = sqlstate(exc) or ""
     return code.startswith("08") or code in ("57P01", "57P02", "57P03")
+
+
+def classify(exc: Exception) -> Exception:
+    """The one place database errors are sorted: what callers should see instead."""
+    code = sqlstate(exc) or ""
+    if code[:2] in _REFUSED_CLASSES:
+        return Refused(describe(exc))
+    if code in _NOT_MIGRATED:
+        return NotMigrated()
+    if code[:2] in _TRANSIENT_CLASSES and not is_connection_error(exc):
+        return Transient(f"database: {describe(exc)}")
+    return exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,23 +198,27 @@ def connect(settings: Settings) -> CoreConnection:
 
 
 class Session:
-    """One connection, with named-parameter statements (`:name`) and explicit transactions."""
+    """One connection, with named-parameter statements (`:name`) and explicit transactions.
+    Errors leave it classified (`classify`); connection errors are left for `Database`."""
 
     def __init__(self, conn: CoreConnection) -> None:
         self.conn = conn
+        self._prepared: dict[str, Any] = {}
+
+    def _execute(self, sql: str, params: dict[str, Any]) -> Any:
+        from pg8000.native import to_statement
+
+        statement, make_vals = to_statement(sql)
+        try:
+            return self.conn.execute_unnamed(statement, vals=make_vals(params))
+        except Exception as exc:
+            raise _classified(exc) from exc
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
-        from pg8000.native import to_statement
-
-        statement, make_vals = to_statement(sql)
-        context = self.conn.execute_unnamed(statement, vals=make_vals(params))
-        return list(context.rows or [])
+        return list(self._execute(sql, params).rows or [])
 
     def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        from pg8000.native import to_statement
-
-        statement, make_vals = to_statement(sql)
-        context = self.conn.execute_unnamed(statement, vals=make_vals(params))
+        context = self._execute(sql, params)
         names = [c["name"] for c in context.columns or []]
         return [dict(zip(names, row, strict=True)) for row in context.rows or []]
 
@@ -198,8 +230,31 @@ class Session:
         found = self.run(sql, **params)
         return found[0][0] if found else None
 
+    def call(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """A hot statement, prepared on this connection the first time and reused after: it is
+        parsed and planned once instead of on every event."""
+        from pg8000.core import make_params
+        from pg8000.native import to_statement
+
+        try:
+            prepared = self._prepared.get(sql)
+            if prepared is None:
+                statement, make_vals = to_statement(sql)
+                name, columns, input_funcs = self.conn.prepare_statement(statement, ())
+                prepared = self._prepared[sql] = (statement, make_vals, name, columns, input_funcs)
+            statement, make_vals, name, columns, input_funcs = prepared
+            values = make_params(self.conn.py_types, make_vals(params))
+            context = self.conn.execute_named(name, values, columns, input_funcs, statement)
+        except Exception as exc:
+            raise _classified(exc) from exc
+        names = [c["name"] for c in context.columns or []]
+        return [dict(zip(names, row, strict=True)) for row in context.rows or []]
+
     def script(self, sql: str) -> None:
-        self.conn.execute_simple(sql)
+        try:
+            self.conn.execute_simple(sql)
+        except Exception as exc:
+            raise _classified(exc) from exc
 
     @contextmanager
     def savepoint(self) -> Iterator[Session]:
@@ -243,6 +298,10 @@ class Session:
     def close(self) -> None:
         with suppress(Exception):  # closing a dead connection fails; nothing to do
             self.conn.close()
+
+
+def _classified(exc: Exception) -> Exception:
+    return exc if is_connection_error(exc) else classify(exc)
 
 
 class Database:

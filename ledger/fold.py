@@ -1,5 +1,8 @@
 """The fold (SPEC §5): a ledger row as a pure function of the set of its events.
 
+This is the reference: production folds inside Postgres (`ledger_fold` and `ledger_merge` in
+migrations/), and `verify` and the differential tests hold those to this.
+
 The fold is kept as a `State` that is a join-semilattice: every part of it is "the value of the
 event with the greatest (or least) key", so `merge` is commutative, associative and idempotent.
 That is what makes the ledger independent of delivery order, duplication and concurrency: any
@@ -7,6 +10,10 @@ writer can merge any subset of events into any stored state and reach the same r
 
 Event order is (created_at, status priority, id, digest); the digest only separates different
 events that reuse one id and time, a producer bug that must still give one deterministic row.
+
+A row another system made before any event reached it (a `Base`) keeps its founding columns,
+tenant and metadata unless an event sets them explicitly, and gets none of the writer's own
+metadata keys: the writer did not create it.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.events import Event
-from ledger.status import map_status, priority
+from ledger.task_status import map_status, priority
 
 Key = tuple[datetime, int, str, str]
 
@@ -134,7 +141,8 @@ class Base:
     task_type: str | None = None
     assigned_to: str | None = None
     tenant: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Any = field(default_factory=dict)
+    """As the row holds it: usually an object, but NULL (None) or any JSON is kept as it is."""
 
     @property
     def key(self) -> Key | None:
@@ -208,126 +216,59 @@ class Row:
     task_type: str | None
     assigned_to: str | None
     tenant: str | None
-    metadata: Mapping[str, Any]
-
-
-def _reg(state: State, name: str) -> Any:
-    reg = state.registers.get(name)
-    return None if reg is None else reg.value
+    metadata: Any
 
 
 def render(state: State) -> Row:
     newest, founding, base = state.newest, state.founding, state.base
-    base_key = base.key if base is not None else None
-    latest: Any = (
-        base if base is not None and base_key is not None and base_key >= newest.key else None
-    )
-
-    def founding_column(name: str) -> Any:
-        explicit = _reg(state, name)
-        if explicit is not None:
-            return explicit
-        kept = getattr(base, name) if base is not None else None
-        return kept if kept is not None else getattr(founding, name)
-
-    metadata: dict[str, Any] = dict(base.metadata) if base is not None else {}
-    for name, reg in state.registers.items():
-        if name.startswith(_META):
-            metadata[name[len(_META) :]] = reg.value
     if base is None:
+        metadata: Any = {name[len(_META) :]: reg.value for name, reg in _meta(state)}
         metadata.update(autoCreated=True, sourceEvent=founding.key[2], sourceType=founding.type)
-    if founding.key != newest.key:
-        metadata["lastEventType"] = newest.type
-
+        if founding.key != newest.key:
+            metadata["lastEventType"] = newest.type
+        return Row(
+            status=newest.status,
+            service=newest.service,
+            environment=newest.environment,
+            last_event_id=newest.key[2],
+            last_event_at=newest.key[0],
+            description=_explicit(state, "description", founding.description),
+            task_family=_explicit(state, "task_family", founding.task_family),
+            task_type=_explicit(state, "task_type", founding.task_type),
+            assigned_to=_explicit(state, "assigned_to", None),
+            tenant=founding.tenant,
+            metadata=metadata,
+        )
+    base_key = base.key
+    shown: Any = base if base_key is not None and base_key >= newest.key else None
+    registers = dict(_meta(state))
+    metadata = base.metadata
+    if registers:
+        metadata = dict(base.metadata) if isinstance(base.metadata, Mapping) else {}
+        metadata.update((name[len(_META) :], reg.value) for name, reg in registers.items())
     return Row(
-        status=latest.status if latest else newest.status,
-        service=latest.service if latest else newest.service,
-        environment=latest.environment if latest else newest.environment,
-        last_event_id=latest.last_event_id if latest else newest.key[2],
-        last_event_at=latest.last_event_at if latest else newest.key[0],
-        description=founding_column("description"),
-        task_family=founding_column("task_family"),
-        task_type=founding_column("task_type"),
-        assigned_to=_reg(state, "assigned_to")
-        if _reg(state, "assigned_to") is not None
-        else (base.assigned_to if base is not None else None),
-        tenant=founding_column("tenant"),
+        status=shown.status if shown else newest.status,
+        service=shown.service if shown else newest.service,
+        environment=shown.environment if shown else newest.environment,
+        last_event_id=shown.last_event_id if shown else newest.key[2],
+        last_event_at=shown.last_event_at if shown else newest.key[0],
+        description=_explicit(state, "description", base.description),
+        task_family=_explicit(state, "task_family", base.task_family),
+        task_type=_explicit(state, "task_type", base.task_type),
+        assigned_to=_explicit(state, "assigned_to", base.assigned_to),
+        tenant=base.tenant,
         metadata=metadata,
     )
 
 
+def _meta(state: State) -> list[tuple[str, Register]]:
+    return [(name, reg) for name, reg in state.registers.items() if name.startswith(_META)]
+
+
+def _explicit(state: State, name: str, otherwise: Any) -> Any:
+    reg = state.registers.get(name)
+    return otherwise if reg is None else reg.value
+
+
 def with_base(state: State, base: Base | None) -> State:
     return state if base is None else replace(state, base=base)
-
-
-# --- Storage form: the state lives in vtid_ledger.fold_state as JSON. ---
-
-
-def _key_json(key: Key) -> list[Any]:
-    return [key[0].isoformat(), key[1], key[2], key[3]]
-
-
-def _key_from(raw: list[Any]) -> Key:
-    return (datetime.fromisoformat(raw[0]), int(raw[1]), str(raw[2]), str(raw[3]))
-
-
-def _facts_json(facts: Facts) -> dict[str, Any]:
-    return {
-        "key": _key_json(facts.key),
-        "type": facts.type,
-        "status": facts.status,
-        "service": facts.service,
-        "environment": facts.environment,
-        "description": facts.description,
-        "task_family": facts.task_family,
-        "task_type": facts.task_type,
-        "tenant": facts.tenant,
-    }
-
-
-def _facts_from(raw: Mapping[str, Any]) -> Facts:
-    return Facts(**{**raw, "key": _key_from(raw["key"])})
-
-
-def base_json(base: Base) -> dict[str, Any]:
-    return {
-        "status": base.status,
-        "service": base.service,
-        "environment": base.environment,
-        "last_event_id": base.last_event_id,
-        "last_event_at": base.last_event_at.isoformat() if base.last_event_at else None,
-        "description": base.description,
-        "task_family": base.task_family,
-        "task_type": base.task_type,
-        "assigned_to": base.assigned_to,
-        "tenant": base.tenant,
-        "metadata": dict(base.metadata),
-    }
-
-
-def base_from(raw: Mapping[str, Any]) -> Base:
-    at = raw.get("last_event_at")
-    return Base(**{**raw, "last_event_at": datetime.fromisoformat(at) if at else None})
-
-
-def to_json(state: State) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "newest": _facts_json(state.newest),
-        "founding": _facts_json(state.founding),
-        "registers": {
-            name: [_key_json(reg.key), reg.value] for name, reg in sorted(state.registers.items())
-        },
-        "base": base_json(state.base) if state.base is not None else None,
-    }
-
-
-def from_json(raw: Mapping[str, Any]) -> State:
-    return State(
-        newest=_facts_from(raw["newest"]),
-        founding=_facts_from(raw["founding"]),
-        registers={
-            name: Register(_key_from(pair[0]), pair[1]) for name, pair in raw["registers"].items()
-        },
-        base=base_from(raw["base"]) if raw.get("base") else None,
-    )

@@ -1,108 +1,137 @@
-"""`POST /api/v1/events/ingest`: store an event in oasis_events, then publish it."""
+"""Ingest (`POST /api/v1/events/ingest`, `python -m ledger ingest`): store events in
+oasis_events, then publish them.
+
+The edge (strict JSON, the size limit) is here; deciding whether an event can become a row and
+storing it is `ledger_ingest` in migrations/, by the same rules as every other path. Many events
+(NDJSON) go in chunks, one statement and one transaction per chunk.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import log_table, logs, rejections
-from ledger.db import Database, Session, describe, is_permanent
-from ledger.events import Event, Rejected, decode
-from ledger.jsonout import iso
-from ledger.vtid import is_valid, normalise
+from ledger import ledger_rejections, logs, oasis_events
+from ledger.db import Database, Refused, Session
+from ledger.events import Rejected, edge_text
 
 SOURCE = "ingest"
+CHUNK = 1000
 log = logs.get("ledger.ingest")
 
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
-    event: Event
-    stored: bool
-    message_id: str | None
+    """What became of one event: stored, duplicate (its id is stored already) or rejected."""
+
+    outcome: str
+    event_id: str | None = None
+    reason: str | None = None
+    published: bool = False
+    wire: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.outcome == "rejected":
+            return {"ok": False, "error": self.reason, "event_id": self.event_id}
+        body: dict[str, Any] = {"ok": True, "event_id": self.event_id}
+        if self.outcome == "duplicate":
+            body["duplicate"] = True
+        else:
+            body["published"] = self.published
+        return body
 
 
-def _blank(value: str | None) -> bool:
-    return value is None or not value.strip()
+def _record(db: Database, raw: bytes, reason: str) -> Ingested:
+    db.run(lambda s: ledger_rejections.record(s, source=SOURCE, reason=reason, raw=raw))
+    log.warning("event rejected", extra={"reason": reason, "source": SOURCE})
+    return Ingested("rejected", reason=reason)
 
 
-def prepare(body: Any) -> Event:
-    """Decode an ingest body: the seed document's names or SPEC §2's, id and time defaulted.
-
-    An ingest caller means one task, so what the sweep would skip silently is refused here: the
-    five fields of the seed document's body are required and the VTID must be valid."""
-    if not isinstance(body, Mapping):
-        raise Rejected(f"body must be a JSON object, got {type(body).__name__}")
-    raw = dict(body)
-    if raw.get("id") in (None, ""):  # absent, like every other field that is null or ""
-        raw["id"] = str(uuid.uuid4())
-    event = decode(raw, default_time=datetime.now(UTC))
-    source = next((raw[n] for n in ("source", "service") if isinstance(raw.get(n), str)), None)
-    for name, value in [
-        ("vtid", event.vtid),
-        ("type is required (or topic, event)", event.type),
-        ("source is required (or service)", source),
-        ("status", event.status),
-        ("message", event.message),
-    ]:
-        if _blank(value):
-            reason = name if " " in name else f"{name} is required"
-            raise Rejected(reason, event.id)
-    assert event.vtid is not None
-    if not is_valid(normalise(event.vtid)):
-        raise Rejected(
-            f"vtid {event.vtid!r} is not a valid VTID (like VTID-0521 or DEV-OASIS-0010)", event.id
+def _stored(row: dict[str, Any]) -> Ingested:
+    if row["outcome"] == "rejected":
+        log.warning(
+            "event rejected",
+            extra={"reason": row["reason"], "event_id": row["event_id"], "source": SOURCE},
         )
-    return event
+    return Ingested(row["outcome"], row["event_id"], row["reason"], wire=row["wire"])
 
 
-def record_rejection(db: Database, raw: bytes, exc: Rejected) -> None:
-    def work(session: Session) -> None:
-        rejections.record(session, source=SOURCE, reason=exc.reason, raw=raw, event_id=exc.event_id)
+def _store_one(db: Database, payload: str, received_at: datetime) -> Ingested:
+    def work(session: Session) -> dict[str, Any]:
+        [row] = session.call(oasis_events.INGEST, payload=payload, received_at=received_at)
+        return row
 
-    db.run(work)
-
-
-def wire_form(event: Event) -> dict[str, Any]:
-    """The event as it is published: SPEC §2 names, so the event function reads it as stored."""
-    return {
-        "id": event.id,
-        "created_at": iso(event.created_at),
-        "topic": event.type,
-        "service": event.service,
-        "status": event.status,
-        "vtid": event.vtid,
-        "message": event.message,
-        "title": event.title,
-        "ref": event.ref,
-        "layer": event.layer,
-        "module": event.module,
-        "kind": event.kind,
-        "tenant": event.tenant,
-        "notes": event.notes,
-        "metadata": dict(event.metadata),
-    }
-
-
-def ingest(db: Database, event: Event, topic_path: str | None) -> Ingested:
-    """Store first, so a failed publish loses nothing: the sweep still applies the event.
-    Raises Rejected when Postgres refuses the event's data (an id too large to index, say)."""
     try:
-        stored = db.run(lambda session: log_table.insert(session, event))
-    except Exception as exc:
-        if not is_permanent(exc):
-            raise
-        raise Rejected(f"database refused the event: {describe(exc)}", event.id) from None
-    message_id = None
-    if topic_path is not None and stored:
-        from ledger import publisher
+        return _stored(db.run(work))
+    except Refused as exc:
+        return _record(db, payload.encode(), f"database refused the event: {exc.reason}")
 
+
+def _store_chunk(db: Database, payloads: list[str], received_at: datetime) -> list[Ingested]:
+    """One statement for the chunk; if Postgres refuses one event, the chunk is stored again one
+    event at a time so the others are kept and only that one is recorded."""
+
+    def work(session: Session) -> list[dict[str, Any]]:
+        return session.call(oasis_events.INGEST_MANY, payloads=payloads, received_at=received_at)
+
+    try:
+        return [_stored(row) for row in db.run(work)]
+    except Refused:
+        return [_store_one(db, payload, received_at) for payload in payloads]
+
+
+def _publish(topic_path: str | None, done: Ingested) -> Ingested:
+    if topic_path is None or done.outcome != "stored" or done.wire is None:
+        return done
+    from ledger import publisher
+
+    try:
+        attributes = {"type": str(done.wire.get("topic") or ""), "event_id": done.event_id or ""}
+        publisher.publish(topic_path, done.wire, attributes)
+    except Exception as exc:  # noqa: BLE001 - stored already; the sweep will apply it
+        log.warning("publish failed; the sweep will apply the event", extra={"error": str(exc)})
+        return done
+    return Ingested(done.outcome, done.event_id, published=True, wire=done.wire)
+
+
+def ingest_one(db: Database, raw: bytes, topic_path: str | None) -> Ingested:
+    """Store one event (a JSON object), then publish it. Store first: a failed publish loses
+    nothing, the sweep still applies the event."""
+    try:
+        payload = edge_text(raw)
+    except Rejected as exc:
+        return _record(db, raw, exc.reason)
+    return _publish(topic_path, _store_one(db, payload, datetime.now(UTC)))
+
+
+def ingest_lines(
+    db: Database, lines: Iterable[bytes], topic_path: str | None
+) -> Iterator[Ingested]:
+    """Store events given one JSON object per line (blank lines are passed over), in chunks;
+    one result per event, in order."""
+    received_at = datetime.now(UTC)
+    pending: list[tuple[int, str]] = []
+    results: dict[int, Ingested] = {}
+    count = 0
+
+    def flush() -> Iterator[Ingested]:
+        if pending:
+            stored = _store_chunk(db, [payload for _, payload in pending], received_at)
+            results.update(zip((n for n, _ in pending), stored, strict=True))
+            pending.clear()
+        for n in sorted(results):
+            yield _publish(topic_path, results.pop(n))
+
+    for raw in lines:
+        if not raw.strip():
+            continue
         try:
-            attributes = {"type": event.type or "", "event_id": event.id}
-            message_id = publisher.publish(topic_path, wire_form(event), attributes)
-        except Exception as exc:  # noqa: BLE001 - stored already; the sweep will apply it
-            log.warning("publish failed; the sweep will apply the event", extra={"error": str(exc)})
-    return Ingested(event, stored, message_id)
+            pending.append((count, edge_text(raw.rstrip(b"\r\n"))))
+        except Rejected as exc:
+            results[count] = _record(db, raw.rstrip(b"\r\n"), exc.reason)
+        count += 1
+        if len(pending) >= CHUNK:
+            yield from flush()
+    yield from flush()

@@ -1,4 +1,8 @@
-"""The real-time path (SPEC §6): apply one published event with one conditional UPSERT.
+"""The real-time path (SPEC §6): apply one published event with one statement.
+
+The edge stays here: unwrap the push, base64, strict JSON, the size limit. Then one prepared
+call of `ledger_apply_event` (migrations/) in autocommit decodes the event, records it if it is
+unreadable, or folds it into its row with one conditional UPSERT, and counts it.
 
 The retry contract is functions-framework's: returning acknowledges, raising makes Pub/Sub
 redeliver. Only transient failures raise; a bad message is recorded and acknowledged.
@@ -6,96 +10,70 @@ redeliver. Only transient failures raise; a bad message is recorded and acknowle
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import logs, progress, rejections, store
-from ledger.db import Database, Session, Transient, describe, is_permanent
-from ledger.events import Event, Rejected, decode_bytes
-from ledger.outcome import Counters, Outcome
+from ledger import ledger_rejections, logs
+from ledger.counters import Outcome
+from ledger.db import Database, Refused, Session
+from ledger.events import Rejected, edge_text
 from ledger.pubsub_message import BadMessage, Message, unwrap
-from ledger.vtid import of_event
 
-SOURCE = "pubsub"
-_MAX_CAS_ATTEMPTS = 20
+APPLY = """
+SELECT outcome, vtid, event_id, reason
+FROM ledger_apply_event(:payload, :message_id, CAST(:publish_time AS timestamptz))"""
 
 log = logs.get("ledger.realtime")
 
 
-class _Conflict(Exception):
-    """The row changed between read and write; read again."""
+def _event_id(data: bytes) -> str | None:
+    """The id of an event that is refused, when one can be read, so the record names it."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    event_id = value.get("id") if isinstance(value, dict) else None
+    return event_id if isinstance(event_id, str) else None
 
 
-def _counted(session: Session, outcome: Outcome, event_time: datetime | None) -> None:
-    counters = Counters()
-    counters.add(outcome)
-    progress.count(session, counters, event_time)
-
-
-def apply_event(session: Session, event: Event) -> Outcome:
-    """Apply one event in one transaction; the row always equals the fold of what it has seen."""
-    if event.is_own_sync:
-        return Outcome.IGNORED
-    vtid = of_event(event)
-    if vtid is None:
-        with session.transaction():
-            _counted(session, Outcome.SKIPPED, event.created_at)
-        return Outcome.SKIPPED
-    for _ in range(_MAX_CAS_ATTEMPTS):
-        try:
-            with session.transaction():
-                current = store.read(session, vtid)
-                new, [outcome] = current.absorb([event])
-                if outcome is not Outcome.STALE:
-                    assert new is not None
-                    if not store.upsert_if_unchanged(session, vtid, new, current.revision):
-                        raise _Conflict
-                _counted(session, outcome, event.created_at)
-            return outcome
-        except _Conflict:
-            continue
-    raise Transient(f"{vtid}: row kept changing under {_MAX_CAS_ATTEMPTS} attempts")
-
-
-def _reject(
-    db: Database, reason: str, raw: bytes, event_id: str | None, message_id: str | None
-) -> Outcome:
-    def work(session: Session) -> None:
-        with session.transaction():
-            rejections.record(
-                session,
-                source=SOURCE,
-                reason=reason,
-                raw=raw,
-                event_id=event_id,
-                message_id=message_id,
-            )
-            _counted(session, Outcome.REJECTED, None)
-
-    db.run(work)
+def _reject(db: Database, reason: str, raw: bytes, message_id: str | None) -> Outcome:
+    event_id = _event_id(raw)
+    db.run(lambda s: ledger_rejections.record_pushed(s, reason, raw, event_id, message_id))
     log.warning(
         "event rejected", extra={"reason": reason, "event_id": event_id, "message_id": message_id}
     )
     return Outcome.REJECTED
 
 
+def apply(session: Session, message: Message, payload: str) -> dict[str, Any]:
+    [row] = session.call(
+        APPLY,
+        payload=payload,
+        message_id=message.message_id,
+        publish_time=message.publish_time,
+    )
+    return row
+
+
 def handle_message(db: Database, message: Message) -> Outcome:
     try:
-        event = decode_bytes(message.data, default_time=message.publish_time)
+        payload = edge_text(message.data)
     except Rejected as exc:
-        return _reject(db, exc.reason, message.data, exc.event_id, message.message_id)
+        return _reject(db, exc.reason, message.data, message.message_id)
     try:
-        outcome = db.run(lambda session: apply_event(session, event))
-    except Exception as exc:
-        if not is_permanent(exc):
-            raise
-        reason = f"database refused the event: {describe(exc)}"
-        return _reject(db, reason, message.data, event.id, message.message_id)
-    log.info(
-        "event applied",
-        extra={"event_id": event.id, "vtid": of_event(event), "outcome": outcome.value},
-    )
+        row = db.run(lambda session: apply(session, message, payload))
+    except Refused as exc:
+        return _reject(
+            db, f"database refused the event: {exc.reason}", message.data, message.message_id
+        )
+    outcome = Outcome(row["outcome"])
+    fields = {"event_id": row["event_id"], "vtid": row["vtid"], "outcome": outcome.value}
+    if outcome is Outcome.REJECTED:
+        log.warning("event rejected", extra={**fields, "reason": row["reason"]})
+    else:
+        log.info("event applied", extra=fields)
     return outcome
 
 
@@ -111,5 +89,8 @@ def handle_cloud_event(db: Database, data: Any, attributes: Mapping[str, Any]) -
     try:
         message = unwrap(data, fallback_time or datetime.now(UTC))
     except BadMessage as exc:
-        return _reject(db, exc.reason, exc.raw, None, None)
+        reason, raw = exc.reason, exc.raw
+        db.run(lambda s: ledger_rejections.record_pushed(s, reason, raw, None, None))
+        log.warning("message rejected", extra={"reason": reason})
+        return Outcome.REJECTED
     return handle_message(db, message)

@@ -1,33 +1,41 @@
-"""The catch-up sweep (SPEC §7): apply `oasis_events` from the stored offset, set-based.
+"""The catch-up sweep (SPEC §7): apply `oasis_events` from the stored offset, batch by batch.
 
-Events are read in commit order, keyed by (inserting transaction id, sequence), and only below
-the snapshot's xmin, where every transaction has ended: an event whose transaction commits late
-is still ahead of the offset when it becomes readable. Each batch's ledger changes and the
-offset advance commit in one transaction.
+Each batch is one statement in its own transaction (`ledger_sweep_batch` in migrations/): it
+reads the next events in commit order below the snapshot horizon, decodes them, records the
+unreadable ones, folds the rest into the ledger and advances the offset. No event crosses into
+Python. This module takes the advisory lock, loops until caught up or out of time, isolates an
+event Postgres refuses, and writes the ledger_sync event.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
-from ledger import fold, log_table, logs, offsets, rejections, store
-from ledger.db import Database, Session, describe, is_permanent
-from ledger.events import PROJECTOR_SERVICE, SYNC_TYPE, Event, Rejected, decode
-from ledger.jsonout import iso
-from ledger.outcome import Counters, Outcome
-from ledger.vtid import of_event
+from ledger import logs, oasis_events, projection_offsets
+from ledger.counters import Counters
+from ledger.db import Database, Refused, Session
+from ledger.timefmt import iso
 
-SOURCE = "sweep"
 LOCK = "SELECT pg_try_advisory_lock(hashtextextended('vtid-ledger-sweep:' || current_schema(), 0))"
 UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('vtid-ledger-sweep:' || current_schema(), 0))"
+BATCH = """
+SELECT read_count, processed, created, updated, stale, skipped, errors, last_event_id,
+    last_event_time
+FROM ledger_sweep_batch(:batch_size)"""
+REJECT_NEXT = "SELECT ledger_sweep_reject_next(:reason) AS event_id"
 
 log = logs.get("ledger.sweep")
+
+
+class SweepRunning(RuntimeError):
+    """Another sweep holds the lock."""
 
 
 @dataclass(slots=True)
@@ -39,112 +47,83 @@ class SweepResult:
     busy: bool = False
     batches: int = 0
 
+    def add(self, batch: Batch) -> None:
+        self.counters.merge(batch.counters)
+        self.batches += 1
+        if batch.last_event_id is not None:
+            self.last_event_id, self.last_event_time = batch.last_event_id, batch.last_event_time
+
+    def as_dict(self) -> dict[str, Any]:
+        """The seed document's sync result, plus stale and more."""
+        return {
+            **self.counters.as_dict(),
+            "last_event_id": self.last_event_id,
+            "last_event_time": iso(self.last_event_time),
+            "more": self.more,
+        }
+
 
 @dataclass(frozen=True, slots=True)
-class BatchResult:
+class Batch:
+    read: int
     counters: Counters
-    last: Event | None
+    last_event_id: str | None = None
+    last_event_time: datetime | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Batch:
+        names = ("processed", "created", "updated", "stale", "skipped", "errors")
+        counters = Counters(**{name: int(row[name]) for name in names})
+        return cls(int(row["read_count"]), counters, row["last_event_id"], row["last_event_time"])
 
 
-def apply_batch(session: Session, batch: list[log_table.LoggedEvent]) -> BatchResult:
-    """Apply one batch set-based: a handful of statements whatever its size."""
-    counters = Counters()
-    by_vtid: dict[str, list[Event]] = defaultdict(list)
-    last: Event | None = None
-    for item in batch:
-        try:
-            event = decode(item.raw)
-        except Rejected as exc:
-            raw = log_table.raw_json(item.raw)
-            rejections.record(
-                session, source=SOURCE, reason=exc.reason, raw=raw, event_id=exc.event_id
-            )
-            counters.add(Outcome.REJECTED)
-            continue
-        if event.is_own_sync:
-            continue
-        last = event
-        vtid = of_event(event)
-        if vtid is None:
-            counters.add(Outcome.SKIPPED)
-        else:
-            by_vtid[vtid].append(event)
-
-    current = store.lock_many(session, by_vtid)
-    fresh = {v: store.Current(v).absorb(evs) for v, evs in by_vtid.items() if v not in current}
-    inserted = store.insert_new(session, {v: st for v, (st, _) in fresh.items() if st is not None})
-    if len(inserted) < len(fresh):
-        # A real-time writer created some of these rows since we looked: merge into those.
-        current.update(store.lock_many(session, set(fresh) - inserted))
-
-    changed: dict[str, fold.State] = {}
-    for vtid, events in by_vtid.items():
-        if vtid in inserted:
-            outcomes = fresh[vtid][1]
-        else:
-            state, outcomes = current[vtid].absorb(events)
-            if state is not None and any(o is not Outcome.STALE for o in outcomes):
-                changed[vtid] = state
-        for outcome in outcomes:
-            counters.add(outcome)
-    store.update_many(session, changed)
-    return BatchResult(counters, last)
-
-
-def apply_isolating(session: Session, batch: list[log_table.LoggedEvent]) -> BatchResult:
-    """Apply a batch; if Postgres refuses some event's data, apply the batch again one event at a
-    time and reject just the refused ones, so one poison event cannot stall the sweep forever."""
+def apply_batch(session: Session, batch_size: int) -> Batch:
+    """One batch, one statement, one transaction. An event Postgres refuses (a value too large
+    for an index, say) fails its whole batch; then the same events are applied one at a time,
+    and the one refused is recorded and passed, so it can never stall the sweep."""
     try:
-        with session.savepoint():
-            return apply_batch(session, batch)
-    except Exception as exc:
-        if not is_permanent(exc):
-            raise
-    counters, last = Counters(), None
-    for item in batch:
+        [row] = session.call(BATCH, batch_size=batch_size)
+        return Batch.of(row)
+    except Refused:
+        pass
+    total = Counters()
+    last: Batch | None = None
+    read = 0
+    for _ in range(batch_size):
         try:
-            with session.savepoint():
-                one = apply_batch(session, [item])
-        except Exception as exc:
-            if not is_permanent(exc):
-                raise
-            raw, event_id = log_table.raw_json(item.raw), item.raw.get("id")
-            reason = f"database refused the event: {describe(exc)}"
-            rejections.record(session, source=SOURCE, reason=reason, raw=raw, event_id=event_id)
-            counters.add(Outcome.REJECTED)
-            continue
-        counters.merge(one.counters)
-        last = one.last or last
-    return BatchResult(counters, last)
-
-
-def _sync_event(result: SweepResult) -> Event:
-    c = result.counters
-    notes = (
-        f"Processed {c.processed} events: {c.updated} updated, {c.created} created, "
-        f"{c.errors} errors"
+            [row] = session.call(BATCH, batch_size=1)
+            one = Batch.of(row)
+        except Refused as exc:
+            session.call(REJECT_NEXT, reason=f"database refused the event: {exc.reason}")
+            one = Batch(1, Counters(processed=1, errors=1))
+        if one.read == 0:
+            break
+        read += one.read
+        total.merge(one.counters)
+        last = one if one.last_event_id is not None else last
+    return Batch(
+        read, total, last.last_event_id if last else None, last.last_event_time if last else None
     )
-    return decode(
-        {
-            "id": f"ledger-sync-{uuid.uuid4()}",
-            "created_at": datetime.now(UTC).isoformat(),
-            "topic": SYNC_TYPE,
-            "service": PROJECTOR_SERVICE,
-            "tenant": "system",
-            "status": "warning" if c.errors else "success",
-            "message": notes,
-            "notes": notes,
-            "metadata": {
-                "processed": c.processed,
-                "updated": c.updated,
-                "created": c.created,
-                "errors": c.errors,
-                "skipped": c.skipped,
-                "lastEventId": result.last_event_id,
-                "lastEventTime": iso(result.last_event_time),
-                "vtid": None,
-            },
-        }
+
+
+def _sync_event(session: Session, result: SweepResult) -> None:
+    c = result.counters
+    metadata = {
+        "processed": c.processed,
+        "updated": c.updated,
+        "created": c.created,
+        "errors": c.errors,
+        "skipped": c.skipped,
+        "lastEventId": result.last_event_id,
+        "lastEventTime": iso(result.last_event_time),
+        "vtid": None,
+    }
+    session.run(
+        oasis_events.INSERT_SYNC,
+        id=f"ledger-sync-{uuid.uuid4()}",
+        status="warning" if c.errors else "success",
+        notes=c.notes,
+        metadata=json.dumps(metadata),
     )
 
 
@@ -158,36 +137,20 @@ def _run(
     result = SweepResult()
     deadline = clock() + budget_s
     while True:
-        with session.transaction():
-            position = offsets.position(offsets.read(session))
-            batch = log_table.read_batch(session, position, batch_size)
-            if not batch:
-                break
-            applied = apply_isolating(session, batch)
-            last = applied.last
-            offsets.advance(
-                session,
-                batch[-1].position,
-                applied.counters,
-                last.id if last else None,
-                last.created_at if last else None,
-            )
-        result.counters.merge(applied.counters)
-        result.batches += 1
-        if last is not None:
-            result.last_event_id, result.last_event_time = last.id, last.created_at
+        batch = apply_batch(session, batch_size)
+        if batch.read == 0:
+            break
+        result.add(batch)
         if on_batch is not None:
             on_batch(result)
-        if len(batch) < batch_size:
+        if batch.read < batch_size:
             break
         if clock() >= deadline:
-            position = batch[-1].position
-            result.more = log_table.any_readable(session, position)
+            result.more = oasis_events.any_readable(session, projection_offsets.position(session))
             break
-    with session.transaction():
-        if result.counters.processed:
-            log_table.insert(session, _sync_event(result))
-        offsets.mark_ok(session)
+    if result.counters.processed:
+        _sync_event(session, result)
+    projection_offsets.mark_ok(session)
     return result
 
 
@@ -214,22 +177,32 @@ def sweep(
 
     try:
         result = db.run(work)  # a pooled connection that died is replaced, and the sweep rerun
-        if result.busy:
-            return result
     except Exception as exc:
         error = str(exc)
         log.error("sweep failed", extra={"error": error})
         with suppress(Exception):
-            db.run(lambda s: offsets.mark_failed(s, error))
+            db.run(lambda s: projection_offsets.mark_failed(s, error))
         raise
-    c = result.counters
-    counts = {
-        "processed": c.processed,
-        "created": c.created,
-        "updated": c.updated,
-        "errors": c.errors,
-        "skipped": c.skipped,
-        "more": result.more,
-    }
-    log.info("sweep finished", extra={"result": counts})
+    if not result.busy:
+        log.info("sweep finished", extra={"result": result.as_dict()})
     return result
+
+
+def sweep_until_caught_up(
+    db: Database, on_batch: Callable[[SweepResult], None] | None = None
+) -> SweepResult:
+    """Sweep again while a sweep's budget ran out with events left; totals across sweeps."""
+    total = SweepResult()
+    while True:
+        result = sweep(db, on_batch=on_batch)
+        if result.busy:
+            raise SweepRunning("a sweep is already running; try again when it finishes")
+        total.counters.merge(result.counters)
+        total.batches += result.batches
+        if result.last_event_id is not None:
+            total.last_event_id, total.last_event_time = (
+                result.last_event_id,
+                result.last_event_time,
+            )
+        if not result.more:
+            return total

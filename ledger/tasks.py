@@ -1,4 +1,5 @@
-"""Task reads (`GET /api/v1/tasks`, `GET /api/v1/vtid/<vtid>`): filters and keyset pagination."""
+"""Task reads (`GET /api/v1/tasks`, `GET /api/v1/vtid/<vtid>`): query parsing and keyset
+pagination; the statements are in `vtid_ledger`."""
 
 from __future__ import annotations
 
@@ -9,31 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ledger import vtid_ledger
 from ledger.db import Session
 from ledger.events import Rejected, check_storable
-from ledger.jsonout import plain
+from ledger.timefmt import plain
 from ledger.vtid import is_valid, normalise
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 FILTERS = ("vtid", "status", "service", "environment")
-
-_COLUMNS = (
-    "vtid, status, task_family, task_type, description, assigned_to, tenant, service, "
-    "environment, last_event_id, last_event_at, metadata, created_at, updated_at"
-)
-
-# Each filter is either NULL (not given) or an exact match; the statement never changes shape.
-LIST = f"""
-SELECT {_COLUMNS} FROM vtid_ledger
-WHERE (CAST(:vtid AS text) IS NULL OR vtid = :vtid)
-  AND (CAST(:status AS text) IS NULL OR status = :status)
-  AND (CAST(:service AS text) IS NULL OR service = :service)
-  AND (CAST(:environment AS text) IS NULL OR environment = :environment)
-  AND (CAST(:after AS text) IS NULL OR vtid > :after)
-ORDER BY vtid
-LIMIT :limit"""
-
-ONE = f"SELECT {_COLUMNS} FROM vtid_ledger WHERE vtid = :vtid"
 
 
 class BadQuery(ValueError):
@@ -99,7 +83,7 @@ def parse_query(args: Mapping[str, str]) -> Query:
 
 
 def list_tasks(session: Session, query: Query) -> dict[str, Any]:
-    rows = session.rows(LIST, **query.filters, after=query.after, limit=query.limit + 1)
+    rows = session.rows(vtid_ledger.LIST, **query.filters, after=query.after, limit=query.limit + 1)
     has_more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = encode_cursor(rows[-1]["vtid"]) if has_more else None
@@ -115,5 +99,5 @@ def list_tasks(session: Session, query: Query) -> dict[str, Any]:
 
 
 def get_task(session: Session, vtid: str) -> dict[str, Any] | None:
-    row = session.one(ONE, vtid=vtid)
+    row = session.one(vtid_ledger.ONE, vtid=vtid)
     return None if row is None else plain(row)

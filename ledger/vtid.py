@@ -9,10 +9,14 @@ from typing import Any
 # re.ASCII: without it \d and \b accept non-ASCII digits and letters.
 _VALID = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*-[0-9]+", re.ASCII)
 _IN_MESSAGE = re.compile(r"\bVTID-\d{4,5}(?:-\d+)?\b", re.ASCII)
+# Only ASCII letters change case: a VTID is ASCII, and str.upper() maps some other letters
+# (the dotless i, U+0131) onto ASCII ones.
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def normalise(candidate: str) -> str:
-    return candidate.strip().upper()
+    """Trimmed (every character str.isspace() accepts) and upper-cased (ASCII letters)."""
+    return candidate.strip().translate(_ASCII_UPPER)
 
 
 def is_valid(vtid: str) -> bool:

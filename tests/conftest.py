@@ -11,9 +11,12 @@ import sys
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -21,8 +24,13 @@ from hypothesis import settings as hypothesis_settings
 
 from ledger.cli import function_command
 from ledger.config import Settings
+from ledger.counters import Outcome
 from ledger.db import Database, Session, parse_url
+from ledger.events import Event, Rejected, decode, jsonb_text, parse_json, parse_time
+from ledger.fold import Base, Row, fold_events, render
 from ledger.migrate import migrate
+from ledger.pubsub_message import Message
+from ledger.vtid import of_event
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,12 +61,42 @@ def _reachable(url: str) -> bool:
         return p.unix_sock is not None and Path(p.unix_sock).exists()
 
 
+ICU_DATABASE = "ledger_test_icu"
+
+
+def _linguistic(url: str) -> str:
+    """A database whose default collation is ICU's en-US, where 'a' < 'B' and upper() maps the
+    dotless i (U+0131) to 'I': text compared or case-mapped without COLLATE "C" fails a test here.
+    The server's own database when it has no ICU (the embedded build has none)."""
+    admin = Database(Settings(database_url=url))
+    try:
+        exists = admin.run(
+            lambda s: s.scalar("SELECT 1 FROM pg_database WHERE datname = :n", n=ICU_DATABASE)
+        )
+        if not exists:
+            admin.run(
+                lambda s: s.script(
+                    f"CREATE DATABASE {ICU_DATABASE} TEMPLATE template0 LOCALE_PROVIDER icu "
+                    "ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+                )
+            )
+    except Exception:  # noqa: BLE001 - no ICU (or no right to create databases): use url as is
+        return url
+    finally:
+        admin.close()
+    p = urlsplit(url)
+    return urlunsplit(p._replace(path="/" + ICU_DATABASE))
+
+
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """TEST_DATABASE_URL, else the machine's Postgres, else an embedded one started here."""
-    url = os.environ.get("TEST_DATABASE_URL") or LOCAL_URL
-    if _reachable(url):
-        yield url
+    """TEST_DATABASE_URL as given; else the machine's Postgres (an ICU database on it), else an
+    embedded one started here."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    if _reachable(LOCAL_URL):
+        yield _linguistic(LOCAL_URL)
         return
     from ledger import embedded
 
@@ -310,20 +348,130 @@ def run_together(*work: Callable[[], object]) -> list[BaseException]:
     return errors
 
 
-def apply_all(db: Database, events: list[Any]) -> None:
-    """The real-time path, one event per transaction, as Pub/Sub deliveries would arrive."""
-    from ledger.realtime import apply_event
+# --- Events in, rows out ------------------------------------------------------------------------
 
-    for e in events:
-        db.run(lambda s, e=e: apply_event(s, e))
+
+def as_json(raw: Any) -> bytes:
+    """A raw event as a producer sends it (numbers as written: Decimal is printed as is)."""
+    return jsonb_text(raw).encode()
+
+
+def _present(raw: dict[str, Any], *names: str) -> Any:
+    return next((raw[n] for n in names if raw.get(n) not in (None, "")), None)
+
+
+INSERT_RAW = """
+INSERT INTO oasis_events (id, created_at, vtid, topic, event, service, source, status, message,
+    notes, metadata, tenant, layer, module, kind, title, ref)
+VALUES (:id, :created_at, :vtid, :topic, :event, :service, :source, :status, :message, :notes,
+    CAST(:metadata AS jsonb), :tenant, :layer, :module, :kind, :title, :ref)"""
+
+
+def store(db: Database, *raws: dict[str, Any]) -> None:
+    """Insert raw events into oasis_events as a producer does, all in one transaction. Each
+    JSON name goes to its column, so the row means what the JSON means."""
+
+    def work(s: Session) -> None:
+        with s.transaction():
+            for raw in raws:
+                metadata = _present(raw, "metadata", "payload")
+                s.run(
+                    INSERT_RAW,
+                    id=raw["id"],
+                    created_at=parse_time(_present(raw, "created_at", "createdAt")),
+                    topic=raw.get("topic"),
+                    event=_present(raw, "event", "type"),
+                    metadata=None if metadata is None else jsonb_text(metadata),
+                    **{
+                        name: raw.get(name)
+                        for name in ("vtid", "service", "source", "status", "message", "notes",
+                                     "tenant", "layer", "module", "kind", "title", "ref")
+                    },
+                )  # fmt: skip
+
+    db.run(work)
+
+
+def push(db: Database, raw: Any, publish_time: datetime | None = None) -> Outcome:
+    """One delivery of the event function, as a Pub/Sub push hands it over."""
+    from ledger.realtime import handle_message
+
+    message = Message(data=as_json(raw), message_id=uuid.uuid4().hex, publish_time=publish_time)
+    return handle_message(db, message)
+
+
+LEDGER_COLUMNS = (
+    "status, service, environment, last_event_id, last_event_at, description, task_family, "
+    "task_type, assigned_to, tenant"
+)
+
+
+def ledger_rows(db: Database) -> dict[str, dict[str, Any]]:
+    """The columns the fold determines, by VTID; metadata parsed as the reference parses JSON."""
+    rows = db.run(
+        lambda s: s.rows(f"SELECT vtid, {LEDGER_COLUMNS}, metadata::text AS m FROM vtid_ledger")
+    )
+    out = {}
+    for r in rows:
+        text, vtid = r.pop("m"), r.pop("vtid")
+        out[vtid] = {**r, "metadata": None if text is None else parse_json(text)}
+    return out
 
 
 def ledger_row(session: Session, vtid: str) -> dict[str, Any] | None:
     return session.one(
-        "SELECT vtid, status, service, environment, last_event_id, last_event_at, description, "
-        "task_family, task_type, assigned_to, tenant, metadata FROM vtid_ledger WHERE vtid = :v",
-        v=vtid,
+        f"SELECT vtid, {LEDGER_COLUMNS}, metadata FROM vtid_ledger WHERE vtid = :v", v=vtid
     )
+
+
+def expected_rows(
+    raws: list[dict[str, Any]], bases: dict[str, Base] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What the reference fold makes of these events (unreadable ones left out)."""
+    by_vtid: dict[str, list[Event]] = defaultdict(list)
+    for raw in raws:
+        try:
+            event = decode(raw)
+        except Rejected:
+            continue
+        vtid = None if event.is_own_sync else of_event(event)
+        if vtid is not None:
+            by_vtid[vtid].append(event)
+    out = {}
+    for vtid, events in by_vtid.items():
+        state = fold_events(events, (bases or {}).get(vtid))
+        assert state is not None
+        row = render(state)
+        out[vtid] = {name: getattr(row, name) for name in Row.__slots__}
+    return out
+
+
+def made_elsewhere(db: Database, vtid: str, base: Base) -> None:
+    """A row another system made before any event reached it."""
+    fields = {name: getattr(base, name) for name in Base.__dataclass_fields__}
+    fields["metadata"] = None if base.metadata is None else jsonb_text(base.metadata)
+    db.run(
+        lambda s: s.run(
+            "INSERT INTO vtid_ledger (vtid, status, service, environment, last_event_id, "
+            "last_event_at, description, task_family, task_type, assigned_to, tenant, metadata) "
+            "VALUES (:vtid, :status, :service, :environment, :last_event_id, :last_event_at, "
+            ":description, :task_family, :task_type, :assigned_to, :tenant, "
+            "CAST(:metadata AS jsonb))",
+            vtid=vtid,
+            **fields,
+        )
+    )
+
+
+def empty_log(db: Database) -> None:
+    """A fresh log and ledger (between Hypothesis examples), offset rewound to the start."""
+    from ledger import projection_offsets
+
+    def work(s: Session) -> None:
+        s.script("TRUNCATE vtid_ledger, oasis_events, ledger_rejections, projector_progress")
+        projection_offsets.reset(s)
+
+    db.run(work)
 
 
 @pytest.fixture

@@ -1,8 +1,14 @@
-"""Hypothesis strategies for OASIS events: few VTIDs, few timestamps (so ties are common),
-every status source, and metadata that exercises each fold rule."""
+"""Hypothesis strategies for raw OASIS events, built to reach the traps between Postgres and
+Python: collation (ids and VTIDs that sort differently by locale than by code point), case
+mapping beyond ASCII (the dotless i, the Kelvin sign), whitespace beyond ASCII, word boundaries
+next to non-ASCII letters, jsonb's numbers (1.0 against 1, 1.50, huge integers), JSON null
+against absent, Unicode, ids of any length, equal keys (few instants, so ties are common; the
+same instant written with different zones and with more than six fractional digits), and
+metadata that is not an object. Few VTIDs, so rows see many events."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from hypothesis import strategies as st
@@ -10,57 +16,95 @@ from hypothesis import strategies as st
 from ledger.events import Event, decode
 from ledger.fold import Base
 
-VTIDS = ["VTID-0001", "VTID-0002", "DEV-OASIS-0010"]
-TIMES = [f"2025-11-29T10:00:0{i}Z" for i in range(4)]
+VTIDS = ["VTID-0001", "vtid-0002 ", "DEV-OASIS-0010", "\u00a0VTID-0001\u2028"]
+# One instant, written differently, and its neighbours: ties between events are common.
+TIMES = [
+    "2025-11-29T10:00:00Z",
+    "2025-11-29T12:00:00+02:00",
+    "2025-11-29 10:00:00",
+    "2025-11-29T10:00:00.0000001Z",  # rounds to 10:00:00 as Postgres rounds it
+    "2025-11-29T10:00:00.9999995Z",  # rounds up into the next second
+    "2025-11-29T10:00:01Z",
+    "2025-11-29T09:59:59.123456789-00:00",
+]
 TYPES = [
     None,
     "task_created",
     "task.started",
-    "task_completed",
+    "TASK_COMPLETED",
+    "tas\u212a_created",  # Kelvin sign: Python's lower() makes it 'k', Postgres's C lower doesn't
     "deployment_failed",
     "pr_closed",
-    "build_started",
     "custom_event",
-    "TASK_CREATED",
 ]
-STATUSES = [None, "success", "info", "error", "cancelled", "queued", "odd"]
-TEXT = st.sampled_from([None, "alpha", "beta"])
+STATUSES = [None, "success", " ERROR ", "cancelled", "queued", "odd", "bloc\u212aed", "info"]
+# Ids that sort differently by code point than by a linguistic collation, and \x01 (the key's
+# terminator byte), and ids that are prefixes of others.
+IDS = st.sampled_from(["a", "B", "é", "a\x01", "ab", "Z", "e\u0301", "10", "9", "x" * 40])
+TEXT = st.sampled_from([None, "", "alpha", "Beta", "\u00e9t\u00e9"])
+NUMBERS = st.sampled_from(
+    [Decimal("1.0"), 1, Decimal("1.50"), Decimal("-0.0"), 12345678901234567890, Decimal("1E+2")]
+)
 META_KEYS = [
     "description",
     "summary",
     "taskFamily",
     "task_type",
     "assignee",
+    "assigned_to",
     "environment",
     "env",
     "tenant",
     "branch",
+    "Branch",
+    "\u00e9tat",
     "autoCreated",
     "lastEventType",
     "vtid",
 ]
-META_VALUES = st.one_of(st.none(), st.sampled_from(["", "one", "two"]), st.integers(0, 3))
+META_VALUES = st.one_of(
+    st.none(),
+    st.sampled_from(["", "one", "Two", " ", "VTID-0002"]),
+    NUMBERS,
+    st.lists(NUMBERS, max_size=2),
+    st.fixed_dictionaries({"n": st.none(), "k": NUMBERS}),
+)
+MESSAGES = st.sampled_from(
+    [None, "deploying VTID-0002 now", "xVTID-0001", "\u00e9VTID-0001 ok", "VTID-00001x", "m"]
+)
 
 
 @st.composite
-def raw_events(draw: st.DrawFn, vtids: list[str] = VTIDS) -> dict[str, Any]:
-    metadata = draw(st.dictionaries(st.sampled_from(META_KEYS), META_VALUES, max_size=4))
-    metadata.pop("vtid", None)
+def raw_events(draw: st.DrawFn, vtids: list[str] = VTIDS, readable: bool = True) -> dict[str, Any]:
+    metadata: Any = draw(st.dictionaries(st.sampled_from(META_KEYS), META_VALUES, max_size=4))
+    if not readable and draw(st.booleans()):
+        metadata = draw(st.sampled_from([[1], "not json", 5, '{"a": 1}', "  "]))
     raw: dict[str, Any] = {
-        "id": f"e{draw(st.integers(0, 30))}",
+        "id": draw(IDS),
         "created_at": draw(st.sampled_from(TIMES)),
-        "vtid": draw(st.sampled_from(vtids)),
+        "vtid": draw(st.one_of(st.sampled_from(vtids), st.sampled_from([None, "VTID-ABC"]))),
         "topic": draw(st.sampled_from(TYPES)),
         "status": draw(st.sampled_from(STATUSES)),
         "service": draw(st.sampled_from([None, "ci", "gateway"])),
         "title": draw(TEXT),
-        "message": draw(TEXT),
+        "message": draw(MESSAGES),
         "layer": draw(TEXT),
         "kind": draw(TEXT),
         "tenant": draw(TEXT),
+        "ref": draw(st.sampled_from([None, "dev-oasis-0010", "not a vtid"])),
         "metadata": metadata,
     }
+    if not readable and draw(st.booleans()):
+        raw[draw(st.sampled_from(["created_at", "message", "id"]))] = draw(
+            st.sampled_from([5, "yesterday", "2025-02-30T00:00:00Z", None])
+        )
     return raw
+
+
+def raw_event_lists(
+    vtids: list[str] = VTIDS, max_size: int = 12, readable: bool = True
+) -> st.SearchStrategy[list[dict[str, Any]]]:
+    return st.lists(raw_events(vtids, readable), min_size=1, max_size=max_size)
 
 
 def events(vtids: list[str] = VTIDS, max_size: int = 12) -> st.SearchStrategy[list[Event]]:
@@ -73,13 +117,15 @@ bases = st.one_of(
         Base,
         status=st.sampled_from([None, "active", "complete", "archived"]),
         service=TEXT,
-        last_event_id=st.sampled_from([None, "e3", "legacy"]),
+        last_event_id=st.sampled_from([None, "a", "legacy"]),
         last_event_at=st.sampled_from([None, *TIMES]).map(
             lambda t: None if t is None else decode({"id": "x", "created_at": t}).created_at
         ),
         description=TEXT,
         task_family=TEXT,
         tenant=TEXT,
-        metadata=st.dictionaries(st.sampled_from(["branch", "owner"]), st.just("legacy")),
+        metadata=st.one_of(
+            st.none(), st.dictionaries(st.sampled_from(["branch", "owner"]), st.just("legacy"))
+        ),
     ),
 )

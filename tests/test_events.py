@@ -59,7 +59,7 @@ def test_publish_time_stands_in_for_missing_created_at() -> None:
         (event(message="a\x00b"), "NUL"),
         (event(metadata={"k": "a\x00b"}), "NUL"),
         (event(title="\ud800"), "surrogate"),
-        (event(created_at="9999-12-31T23:00:00-05:00"), "out of range"),
+        (event(created_at="9999-12-31T23:00:00-05:00"), "between years 1 and 9999"),
     ],
 )
 def test_unreadable_events_are_rejected_with_a_reason(raw: object, reason: str) -> None:

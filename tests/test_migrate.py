@@ -1,15 +1,16 @@
 """Migrations: fresh, repeated, concurrent, and on top of the platform's existing tables."""
 
+import json
 import threading
 from pathlib import Path
 
 import pytest
 
+from ledger.counters import Outcome
 from ledger.db import Database, Session
-from ledger.events import decode
 from ledger.migrate import MigrationError, discover, migrate
-from ledger.realtime import apply_event
-from tests.conftest import event, ledger_row
+from ledger.verify import verify
+from tests.conftest import event, ledger_row, push, store
 
 PLATFORM_SCHEMA = """
 CREATE TABLE oasis_events (
@@ -86,7 +87,9 @@ def test_on_top_of_the_platform_schema(bare_db: Database) -> None:
     with bare_db.session() as s:
         assert s.one("SELECT events_processed FROM projection_offsets") == {"events_processed": 42}
         assert s.scalar("SELECT tx_id IS NOT NULL AND seq IS NOT NULL FROM oasis_events") is True
-        apply_event(s, decode(event(vtid="VTID-0100", topic="task_completed")))
+        assert s.scalar("SELECT count(*) FROM oasis_events") == 1
+    push(bare_db, event(vtid="VTID-0100", topic="task_completed"))
+    with bare_db.session() as s:
         row = ledger_row(s, "VTID-0100")
         assert row is not None
         assert (row["status"], row["description"], row["tenant"]) == (
@@ -122,3 +125,40 @@ def test_cli_migrate(bare_db: Database, settings: object) -> None:
     assert '"ok": true' in out.stdout
     with bare_db.session() as s:
         assert set(TABLES) <= tables(s)
+
+
+V1 = json.loads((Path(__file__).parent / "data" / "v1_fold_state.json").read_text())
+
+
+def test_v1_fold_states_are_converted(bare_db: Database, tmp_path: Path) -> None:
+    """Rows folded by the first release (fold_state documents) carry on under the SQL fold:
+    verify is clean, and a redelivered event changes nothing."""
+    for migration in discover():
+        if migration.name <= "20251201":
+            (tmp_path / migration.name).write_text(migration.sql)
+    bare_db.run(lambda s: migrate(s, tmp_path))
+    store(bare_db, *V1["events"])
+    for row in V1["rows"]:
+        bare_db.run(
+            lambda s, row=row: s.run(
+                "INSERT INTO vtid_ledger (vtid, status, service, environment, last_event_id, "
+                "last_event_at, description, task_family, task_type, assigned_to, tenant, "
+                "metadata, fold_state) VALUES (:vtid, :status, :service, :environment, "
+                ":last_event_id, CAST(:last_event_at AS timestamptz), :description, "
+                ":task_family, :task_type, :assigned_to, :tenant, CAST(:metadata AS jsonb), "
+                "CAST(:fold_state AS jsonb))",
+                **{
+                    **row,
+                    "metadata": json.dumps(row["metadata"]),
+                    "fold_state": json.dumps(row["fold_state"]),
+                },
+            )
+        )
+    bare_db.run(migrate)
+    assert bare_db.run(lambda s: list(verify(s))) == []
+    base_row = bare_db.run(lambda s: ledger_row(s, "VTID-0702"))
+    assert base_row is not None
+    assert (base_row["task_family"], base_row["description"]) == (None, "Planned by hand")
+    assert "lastEventType" not in base_row["metadata"]  # the rules for such rows now
+    for raw in V1["events"]:
+        assert push(bare_db, raw) is Outcome.STALE

@@ -1,21 +1,28 @@
-"""The real-time apply path on a real Postgres: platform cases, order independence, concurrency."""
+"""The real-time path on a real Postgres: one statement per event, platform rows, order
+independence and concurrency, each held to the Python reference fold."""
 
 import json
-from collections import defaultdict
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import fold, store
+from ledger.counters import Outcome
 from ledger.db import Database, Session
-from ledger.events import Event, decode
-from ledger.outcome import Outcome
 from ledger.pubsub_message import Message
-from ledger.realtime import apply_event, handle_message
-from ledger.vtid import of_event
-from tests.conftest import apply_all, event, examples, ledger_row, run_together
-from tests.strategies import events
+from ledger.realtime import handle_message
+from tests.conftest import (
+    Base,
+    event,
+    examples,
+    expected_rows,
+    ledger_row,
+    ledger_rows,
+    made_elsewhere,
+    push,
+    run_together,
+)
+from tests.strategies import bases, raw_event_lists
 
 DB_EXAMPLES = settings(
     max_examples=examples(0.4),
@@ -24,137 +31,160 @@ DB_EXAMPLES = settings(
 )
 
 
-def test_newer_task_completed_moves_active_row_to_complete(session: Session) -> None:
-    apply_event(session, decode(event(topic="task_started", created_at="2025-11-29T10:00:00Z")))
+def test_newer_task_completed_moves_active_row_to_complete(db: Database, session: Session) -> None:
+    push(db, event(topic="task_started", created_at="2025-11-29T10:00:00Z"))
     assert ledger_row(session, "VTID-0001")["status"] == "active"  # type: ignore[index]
-    done = decode(event(topic="task_completed", created_at="2025-11-29T11:00:00Z"))
-    assert apply_event(session, done) is Outcome.UPDATED
+    done = event(topic="task_completed", created_at="2025-11-29T11:00:00Z")
+    assert push(db, done) is Outcome.UPDATED
     assert ledger_row(session, "VTID-0001")["status"] == "complete"  # type: ignore[index]
 
 
-def test_older_deployment_started_does_not_downgrade_complete(session: Session) -> None:
-    apply_event(
-        session, decode(event(topic="deployment_succeeded", created_at="2025-11-29T12:00:00Z"))
+def test_older_deployment_started_does_not_downgrade_complete(
+    db: Database, session: Session
+) -> None:
+    push(db, event(topic="deployment_succeeded", created_at="2025-11-29T12:00:00Z"))
+    assert push(db, event(topic="deployment_started", created_at="2025-11-29T09:00:00Z")) is (
+        Outcome.UPDATED  # it is the new founding event (sourceEvent changes), not the newest
     )
-    old = decode(event(topic="deployment_started", created_at="2025-11-29T09:00:00Z"))
-    apply_event(session, old)
     row = ledger_row(session, "VTID-0001")
     assert row is not None
     assert row["status"] == "complete"
     assert row["last_event_at"].isoformat() == "2025-11-29T12:00:00+00:00"
 
 
-def test_batch_vtids_end_complete_and_active(session: Session) -> None:
+def test_batch_vtids_end_complete_and_active(db: Database, session: Session) -> None:
     for raw in [
         event(vtid="VTID-BATCH-1", topic="task_created", created_at="2025-11-29T10:00:00Z"),
         event(vtid="VTID-BATCH-1", topic="task_completed", created_at="2025-11-29T10:05:00Z"),
         event(vtid="VTID-BATCH-2", topic="task_started", created_at="2025-11-29T10:01:00Z"),
     ]:
-        apply_event(session, decode(raw))
+        push(db, raw)
     assert ledger_row(session, "VTID-BATCH-1")["status"] == "complete"  # type: ignore[index]
     assert ledger_row(session, "VTID-BATCH-2")["status"] == "active"  # type: ignore[index]
 
 
-def test_outcomes_created_updated_stale_skipped_ignored(session: Session) -> None:
-    e = decode(event())
-    assert apply_event(session, e) is Outcome.CREATED
-    assert apply_event(session, e) is Outcome.STALE
-    newer = decode(event(created_at="2025-11-30T00:00:00Z"))
-    assert apply_event(session, newer) is Outcome.UPDATED
-    assert apply_event(session, decode(event(vtid="SYSTEM-HEALTH"))) is Outcome.SKIPPED
-    sync = decode(event(service="oasis-projector", topic="ledger_sync"))
-    assert apply_event(session, sync) is Outcome.IGNORED
+def test_outcomes_created_updated_stale_skipped_ignored(db: Database, session: Session) -> None:
+    e = event()
+    assert push(db, e) is Outcome.CREATED
+    assert push(db, e) is Outcome.STALE
+    assert push(db, event(created_at="2025-11-30T00:00:00Z")) is Outcome.UPDATED
+    assert push(db, event(vtid="SYSTEM-HEALTH")) is Outcome.SKIPPED
+    assert push(db, event(service="oasis-projector", topic="ledger_sync")) is Outcome.IGNORED
+    assert push(db, event(metadata=[1])) is Outcome.REJECTED
     assert session.scalar("SELECT count(*) FROM vtid_ledger") == 1
+    totals = session.one(
+        "SELECT sum(events_processed) AS n, sum(created) AS c, sum(updated) AS u, "
+        "sum(skipped) AS s, sum(errors) AS e FROM projector_progress"
+    )
+    assert totals == {"n": 5, "c": 1, "u": 1, "s": 1, "e": 1}  # the ignored one is not counted
 
 
-def test_skipped_events_write_no_row(session: Session) -> None:
+def test_skipped_events_write_no_row(db: Database, session: Session) -> None:
     for raw in [event(vtid=...), event(vtid="VTID-ABC"), event(vtid="0521", message="VTID-0521")]:
-        assert apply_event(session, decode(raw)) is Outcome.SKIPPED
+        assert push(db, raw) is Outcome.SKIPPED
     assert session.scalar("SELECT count(*) FROM vtid_ledger") == 0
 
 
-def test_pre_existing_row_is_folded_from_its_own_columns(session: Session) -> None:
-    session.run(
-        "INSERT INTO vtid_ledger (vtid, status, description, tenant, metadata, last_event_at) "
-        "VALUES ('VTID-0001', 'complete', 'From the planner', 'acme', '{\"owner\": \"ops\"}', "
-        "'2025-12-01T00:00:00Z')"
-    )
-    assert apply_event(session, decode(event(metadata={"branch": "b"}))) is Outcome.UPDATED
+PLANNER_ROW = (
+    "INSERT INTO vtid_ledger (vtid, status, description, tenant, metadata, last_event_at) "
+    "VALUES ('VTID-0001', 'complete', 'From the planner', 'acme', :m, '2025-12-01T00:00:00Z')"
+)
+
+
+def test_a_row_another_system_made_keeps_its_founding_columns(
+    db: Database, session: Session
+) -> None:
+    session.run(PLANNER_ROW, m=json.dumps({"owner": "ops"}))
+    assert push(db, event(metadata={"branch": "b"})) is Outcome.UPDATED
     row = ledger_row(session, "VTID-0001")
     assert row is not None
-    assert (row["status"], row["description"], row["tenant"]) == (
+    assert (row["status"], row["description"], row["tenant"], row["task_family"]) == (
         "complete",
         "From the planner",
         "acme",
+        None,  # kept as it was: no event set it explicitly
     )
-    assert row["metadata"] == {"owner": "ops", "branch": "b"}
+    assert row["metadata"] == {"owner": "ops", "branch": "b"}  # none of the writer's own keys
 
 
-def _expected(evs: list[Event]) -> dict[str, fold.Row]:
-    by_vtid: dict[str, list[Event]] = defaultdict(list)
-    for e in evs:
-        vtid = of_event(e)
-        if vtid is not None:
-            by_vtid[vtid].append(e)
-    return {v: fold.render(s) for v, es in by_vtid.items() if (s := fold.fold_events(es))}
+def test_an_older_event_that_sets_nothing_leaves_such_a_row_alone(
+    db: Database, session: Session
+) -> None:
+    session.run(PLANNER_ROW, m=None)
+    version = "SELECT xmin::text FROM vtid_ledger"
+    before = session.scalar(version)
+    older = event(created_at="2025-11-29T10:00:00Z")  # the row's last event is newer
+    assert push(db, older) is Outcome.STALE
+    assert session.scalar(version) == before  # not even rewritten
+    assert ledger_row(session, "VTID-0001")["metadata"] is None  # type: ignore[index]
 
 
-def _ledger(session: Session) -> dict[str, fold.Row]:
-    out = {}
-    for row in session.rows("SELECT vtid, fold_state FROM vtid_ledger"):
-        state = store.read(session, row["vtid"]).state
-        assert state is not None
-        out[row["vtid"]] = fold.render(state)
-    return out
-
-
-def _columns(session: Session) -> dict[str, dict[str, Any]]:
-    rows = session.rows(
-        "SELECT vtid, status, service, environment, last_event_id, last_event_at, description, "
-        "task_family, task_type, assigned_to, tenant, metadata FROM vtid_ledger"
-    )
-    return {r.pop("vtid"): r for r in rows}
-
-
-def _as_columns(rows: dict[str, fold.Row]) -> dict[str, dict[str, Any]]:
-    return {v: {k: getattr(r, k) for k in fold.Row.__slots__} for v, r in rows.items()}
+def _rows_equal_the_fold(db: Database, raws: list[dict[str, Any]]) -> None:
+    assert ledger_rows(db) == expected_rows(raws)
 
 
 @DB_EXAMPLES
-@given(st.data(), events(max_size=16))
-def test_one_at_a_time_in_any_order_equals_the_fold(
-    db: Database, data: st.DataObject, evs: list[Event]
+@given(st.data(), raw_event_lists(max_size=16, readable=False))
+def test_deliveries_in_any_order_with_redeliveries_equal_the_fold(
+    db: Database, data: st.DataObject, raws: list[dict[str, Any]]
 ) -> None:
+    db.run(lambda s: s.script("TRUNCATE vtid_ledger"))
     delivered = data.draw(
-        st.permutations(evs + data.draw(st.lists(st.sampled_from(evs), max_size=5)))
+        st.permutations(raws + data.draw(st.lists(st.sampled_from(raws), max_size=5)))
     )
-    with db.session() as s:
-        s.run("TRUNCATE vtid_ledger")
-        for e in delivered:
-            apply_event(s, e)
-        assert _columns(s) == _as_columns(_expected(evs))
+    for raw in delivered:
+        push(db, raw)
+    _rows_equal_the_fold(db, raws)
 
 
 @DB_EXAMPLES
-@given(st.data(), events(vtids=["VTID-0001", "VTID-0002"], max_size=24))
-def test_concurrent_writers_equal_the_fold(
-    db: Database, data: st.DataObject, evs: list[Event]
+@given(st.data(), raw_event_lists(vtids=["VTID-0001", "vtid-0002"], max_size=24))
+def test_concurrent_deliveries_equal_the_fold(
+    db: Database, data: st.DataObject, raws: list[dict[str, Any]]
 ) -> None:
-    delivered = data.draw(st.permutations(evs + evs))  # every event at least twice
+    delivered = data.draw(st.permutations(raws + raws))  # every event at least twice
     lanes = [delivered[i::4] for i in range(4)]
-    db.run(lambda s: s.run("TRUNCATE vtid_ledger"))
-    errors = run_together(*[lambda lane=lane: apply_all(db, lane) for lane in lanes])
+    db.run(lambda s: s.script("TRUNCATE vtid_ledger"))
+    pools = [Database(db.settings) for _ in lanes]  # four instances, four connections
+    try:
+        errors = run_together(
+            *[
+                lambda p=p, lane=lane: [push(p, raw) for raw in lane]
+                for p, lane in zip(pools, lanes, strict=True)
+            ]
+        )
+    finally:
+        for p in pools:
+            p.close()
     assert not errors
-    with db.session() as s:
-        assert _columns(s) == _as_columns(_expected(evs))
-        assert _ledger(s) == _expected(evs)
+    _rows_equal_the_fold(db, raws)
 
 
-def test_progress_is_spread_over_shards(session: Session) -> None:
-    for i in range(40):
-        apply_event(session, decode(event(id=f"s{i}")))
-    shards = session.run("SELECT count(*), sum(events_processed) FROM projector_progress")
-    assert shards[0][0] > 1 and shards[0][1] == 40  # not one row every instance queues on
+@DB_EXAMPLES
+@given(st.data(), raw_event_lists(max_size=10), bases.filter(lambda b: b is not None))
+def test_rows_other_systems_made_equal_the_fold_from_them(
+    db: Database, data: st.DataObject, raws: list[dict[str, Any]], base: Base
+) -> None:
+    db.run(lambda s: s.script("TRUNCATE vtid_ledger"))
+    made_elsewhere(db, "VTID-0001", base)
+    untouched = ledger_rows(db)["VTID-0001"]
+    for raw in data.draw(st.permutations(raws)):
+        push(db, raw)
+    expected = {"VTID-0001": untouched, **expected_rows(raws, {"VTID-0001": base})}
+    assert ledger_rows(db) == expected
+
+
+def test_each_connection_counts_into_its_own_shard(db: Database) -> None:
+    pools = [Database(db.settings) for _ in range(4)]
+    try:
+        run_together(*[lambda p=p, i=i: push(p, event(id=f"s{i}")) for i, p in enumerate(pools)])
+    finally:
+        for p in pools:
+            p.close()
+    shards = db.run(
+        lambda s: s.run("SELECT count(*), sum(events_processed) FROM projector_progress")
+    )
+    assert shards[0][0] > 1 and shards[0][1] == 4  # not one row every instance queues on
 
 
 json_values = st.recursive(

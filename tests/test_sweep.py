@@ -11,44 +11,61 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import log_table, offsets, status_report
+from ledger import oasis_events, projection_offsets, writer_status
 from ledger.db import Database, Session, Transient
-from ledger.events import Event, decode
-from ledger.realtime import apply_event
 from ledger.sweep import sweep
-from tests.conftest import apply_all, event, examples, ledger_row, run_cli, run_together
-from tests.strategies import events
-from tests.test_realtime import _as_columns, _columns, _expected
+from tests.conftest import (
+    INSERT_RAW,
+    empty_log,
+    event,
+    examples,
+    expected_rows,
+    ledger_row,
+    ledger_rows,
+    push,
+    run_cli,
+    run_together,
+    store,
+)
+from tests.strategies import raw_event_lists
 
 
-def insert(db: Database, *raws: dict[str, Any]) -> list[Event]:
-    decoded = [decode(r) for r in raws]
-
-    def work(s: Session) -> None:
-        with s.transaction():
-            for e in decoded:
-                log_table.insert(s, e)
-
-    db.run(work)
-    return decoded
+def insert(db: Database, *raws: dict[str, Any]) -> None:
+    store(db, *raws)
 
 
 def offset(db: Database) -> dict[str, Any]:
-    return db.run(offsets.read)
+    return db.run(projection_offsets.read)
 
 
 def sync_events(db: Database) -> list[dict[str, Any]]:
-    return db.run(lambda s: log_table.recent_syncs(s, 100))
+    return db.run(lambda s: oasis_events.recent_syncs(s, 100))
 
 
-def empty_log(db: Database) -> None:
-    """A fresh log and ledger between Hypothesis examples, offset rewound to the start."""
+def store_in(session: Session, raw: dict[str, Any]) -> None:
+    """One event inserted through a connection the test controls (its transaction stays open)."""
+    from ledger.events import parse_time
 
-    def work(s: Session) -> None:
-        s.run("TRUNCATE vtid_ledger, oasis_events")
-        offsets.reset(s)
-
-    db.run(work)
+    session.run(
+        INSERT_RAW,
+        id=raw["id"],
+        created_at=parse_time(raw["created_at"]),
+        vtid=raw.get("vtid"),
+        topic=raw.get("topic"),
+        event=None,
+        service=raw.get("service"),
+        source=None,
+        status=raw.get("status"),
+        message=None,
+        notes=None,
+        metadata=None,
+        tenant=None,
+        layer=None,
+        module=None,
+        kind=None,
+        title=None,
+        ref=None,
+    )
 
 
 @pytest.fixture
@@ -123,13 +140,11 @@ def test_idle_sweep_touches_no_row(db: Database) -> None:
 
 def test_transaction_held_open_is_never_skipped(db: Database, held: Session) -> None:
     held.conn.execute_simple("BEGIN")
-    log_table.insert(
-        held, decode(event(id="late", vtid="VTID-0900", created_at="2025-11-29T09:00:00Z"))
-    )
+    store_in(held, event(id="late", vtid="VTID-0900", created_at="2025-11-29T09:00:00Z"))
     insert(db, event(id="after-1", vtid="VTID-0901"), event(id="after-2", vtid="VTID-0902"))
     first = sweep(db)
     assert first.counters.processed == 0  # the horizon holds everything back; nothing is lost
-    status = db.run(status_report.status)["status"]
+    status = db.run(writer_status.status)["status"]
     assert (status["backlog"], status["held_back"]) == (2, 2)  # committed, but behind the open one
     assert status["oldest_open_transaction"]["age_seconds"] >= 0
     assert status["oldest_open_transaction"]["xid"] == status["horizon_xid"]
@@ -143,7 +158,7 @@ def test_transaction_held_open_is_never_skipped(db: Database, held: Session) -> 
 def test_late_commit_below_an_advanced_offset_is_still_applied(db: Database, held: Session) -> None:
     insert(db, event(id="first", vtid="VTID-0001"))
     held.conn.execute_simple("BEGIN")
-    log_table.insert(held, decode(event(id="late", vtid="VTID-0002")))
+    store_in(held, event(id="late", vtid="VTID-0002"))
     insert(db, event(id="third", vtid="VTID-0003"))
     assert sweep(db).counters.processed == 1  # only what is below the open transaction
     held.conn.execute_simple("COMMIT")
@@ -210,7 +225,7 @@ def test_killed_connection_loses_no_progress(db: Database, held: Session) -> Non
         while thread.is_alive() and time.monotonic() < deadline:
             pid = admin.scalar(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE '%vtid_ledger%' AND pid <> pg_backend_pid()"
+                "AND query LIKE '%ledger_sweep_batch%' AND pid <> pg_backend_pid()"
             )
             if pid:
                 admin.run("SELECT pg_terminate_backend(:pid, 10000)", pid=pid)
@@ -223,10 +238,10 @@ def test_killed_connection_loses_no_progress(db: Database, held: Session) -> Non
     assert offset(db)["events_processed"] == 0
     assert offset(db)["position_tx_id"] is None
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 0
-    failed = db.run(status_report.status)["status"]
+    failed = db.run(writer_status.status)["status"]
     assert failed["running"] is False and failed["last_error"]  # until the next success
     assert sweep(db).counters.created == 50
-    assert db.run(status_report.status)["status"]["running"] is True
+    assert db.run(writer_status.status)["status"]["running"] is True
 
 
 def test_budget_spent_with_events_left_says_more(db: Database) -> None:
@@ -256,35 +271,6 @@ def test_unreadable_rows_are_rejected_counted_and_never_retried(db: Database) ->
     assert sweep(db).counters.processed == 0
 
 
-SWEEP_EXAMPLES = settings(
-    max_examples=examples(0.25),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-
-
-@SWEEP_EXAMPLES
-@given(st.data(), events(max_size=20))
-def test_sweep_and_realtime_in_any_mix_equal_the_fold(
-    db: Database, data: st.DataObject, evs: list[Event]
-) -> None:
-    empty_log(db)
-    distinct = list({e.id: e for e in evs}.values())  # the table keys events by id
-    order = data.draw(st.permutations(distinct))
-    cut = data.draw(st.integers(0, len(order)))
-    realtime_first = data.draw(st.lists(st.sampled_from(distinct), max_size=6))
-    with db.session() as s:
-        for e in realtime_first:
-            apply_event(s, e)
-        for chunk in (order[:cut], order[cut:]):
-            with s.transaction():
-                for e in chunk:
-                    log_table.insert(s, e)
-    sweep(db, batch_size=data.draw(st.integers(1, 7)))
-    with db.session() as s:
-        assert _columns(s) == _as_columns(_expected(distinct + realtime_first))
-
-
 def test_event_postgres_refuses_is_rejected_and_does_not_stall_the_sweep(db: Database) -> None:
     # Decodes fine, but its environment is too large for the btree index on environment.
     poison = event(id="poison", vtid="VTID-0001", metadata={"environment": os.urandom(8000).hex()})
@@ -308,25 +294,6 @@ def test_timestamp_python_cannot_hold_is_rejected(db: Database) -> None:
     assert (result.counters.errors, result.counters.created) == (1, 1)
     reason = db.run(lambda s: s.scalar("SELECT reason FROM ledger_rejections"))
     assert "infinity" in reason
-
-
-@SWEEP_EXAMPLES
-@given(st.data(), events(vtids=["VTID-0001", "VTID-0002"], max_size=24))
-def test_sweep_running_alongside_realtime_writers_equals_the_fold(
-    db: Database, data: st.DataObject, evs: list[Event]
-) -> None:
-    empty_log(db)
-    distinct = list({e.id: e for e in evs}.values())
-    db.run(lambda s: [log_table.insert(s, e) for e in data.draw(st.permutations(distinct))])
-    lanes = [data.draw(st.permutations(distinct)) for _ in range(3)]
-    batch_size = data.draw(st.integers(1, 5))
-    errors = run_together(
-        lambda: sweep(db, batch_size=batch_size),
-        *[lambda lane=lane: apply_all(db, lane) for lane in lanes],
-    )
-    assert not errors
-    with db.session() as s:
-        assert _columns(s) == _as_columns(_expected(distinct))
 
 
 def burn_xids_until_the_next_digit(db: Database, margin: int) -> int:
@@ -363,3 +330,141 @@ def test_positions_are_transaction_ids_not_text_across_a_new_digit(
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["result"]["created"] == 12
     assert run_cli(fresh_settings, "verify").returncode == 0
+
+
+SWEEP_EXAMPLES = settings(
+    max_examples=examples(0.3),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def distinct_ids(raws: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a producer can store in the log, keyed by id: a text id, a time Postgres reads as
+    the reference does, text columns; the first event of each id."""
+    from ledger.events import Rejected, parse_time
+
+    def storable(raw: dict[str, Any]) -> bool:
+        try:
+            parse_time(raw.get("created_at"))
+        except Rejected:
+            return False
+        texts = [v for k, v in raw.items() if k not in ("created_at", "metadata")]
+        return isinstance(raw["id"], str) and all(v is None or isinstance(v, str) for v in texts)
+
+    kept = [raw for raw in raws if storable(raw)]
+    return list({raw["id"]: raw for raw in reversed(kept)}.values())[::-1]
+
+
+def expected_counters(raws: list[dict[str, Any]]) -> dict[str, int]:
+    """SPEC §5's counters, by applying the events one at a time in commit order to the
+    reference fold: created (first event of a VTID), updated (the fold changed), else stale;
+    skipped (no VTID); errors (unreadable)."""
+    from ledger import fold
+    from ledger.events import Rejected, decode
+    from ledger.vtid import of_event
+
+    counts = dict.fromkeys(("processed", "created", "updated", "stale", "skipped", "errors"), 0)
+    states: dict[str, fold.State] = {}
+    for raw in raws:
+        counts["processed"] += 1
+        try:
+            e = decode(raw)
+        except Rejected:
+            counts["errors"] += 1
+            continue
+        vtid = of_event(e)
+        if vtid is None:
+            counts["skipped"] += 1
+            continue
+        before = states.get(vtid)
+        states[vtid] = fold.apply(before, e)
+        if before is None:
+            counts["created"] += 1
+        else:
+            counts["updated" if states[vtid] != before else "stale"] += 1
+    return counts
+
+
+@SWEEP_EXAMPLES
+@given(st.data(), raw_event_lists(max_size=20, readable=False))
+def test_sweep_in_any_commit_order_and_batch_size_equals_the_fold(
+    db: Database, data: st.DataObject, raws: list[dict[str, Any]]
+) -> None:
+    empty_log(db)
+    log = distinct_ids(raws)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(log)), max_size=4)))
+    for start, end in zip([0, *cuts], [*cuts, len(log)], strict=True):
+        if start < end:
+            store(db, *log[start:end])  # each group commits as one transaction
+    result = sweep(db, batch_size=data.draw(st.integers(1, 8)))
+    assert ledger_rows(db) == expected_rows(log)
+    assert result.counters.as_dict() == expected_counters(log)
+    rejected = db.run(lambda s: s.scalar("SELECT count(*) FROM ledger_rejections"))
+    assert rejected == result.counters.errors
+
+
+@SWEEP_EXAMPLES
+@given(st.data(), raw_event_lists(max_size=16))
+def test_sweep_and_realtime_in_any_mix_equal_the_fold(
+    db: Database, data: st.DataObject, raws: list[dict[str, Any]]
+) -> None:
+    empty_log(db)
+    log = distinct_ids(raws)
+    order = data.draw(st.permutations(log))
+    cut = data.draw(st.integers(0, len(order)))
+    pushed_first = data.draw(st.lists(st.sampled_from(raws), max_size=6))  # any, even ones
+    for raw in pushed_first:  # the log never holds (same id, other content)
+        push(db, raw)
+    for chunk in (order[:cut], order[cut:]):
+        if chunk:
+            store(db, *chunk)
+    sweep(db, batch_size=data.draw(st.integers(1, 7)))
+    for raw in data.draw(st.lists(st.sampled_from(log), max_size=4)):  # late redeliveries
+        push(db, raw)
+    assert ledger_rows(db) == expected_rows(log + pushed_first)
+
+
+@SWEEP_EXAMPLES
+@given(st.data(), raw_event_lists(vtids=["VTID-0001", "vtid-0002"], max_size=24))
+def test_sweep_running_alongside_realtime_writers_equals_the_fold(
+    db: Database, data: st.DataObject, raws: list[dict[str, Any]]
+) -> None:
+    empty_log(db)
+    log = distinct_ids(raws)
+    store(db, *data.draw(st.permutations(log)))
+    lanes = [data.draw(st.permutations(log)) for _ in range(3)]
+    batch_size = data.draw(st.integers(1, 5))
+    pools = [Database(db.settings) for _ in lanes]
+    try:
+        errors = run_together(
+            lambda: sweep(db, batch_size=batch_size),
+            *[
+                lambda p=p, lane=lane: [push(p, r) for r in lane]
+                for p, lane in zip(pools, lanes, strict=True)
+            ],
+        )
+    finally:
+        for p in pools:
+            p.close()
+    assert not errors
+    assert ledger_rows(db) == expected_rows(log)
+
+
+def test_an_older_event_that_sets_nothing_leaves_a_row_another_system_made_alone(
+    db: Database,
+) -> None:
+    db.run(
+        lambda s: s.run(
+            "INSERT INTO vtid_ledger (vtid, status, last_event_at) "
+            "VALUES ('VTID-0001', 'complete', '2025-11-29T12:00:10Z')"
+        )
+    )
+    version = "SELECT xmin::text FROM vtid_ledger"
+    before = db.run(lambda s: s.scalar(version))
+    insert(db, event(created_at="2025-11-29T12:00:00Z"))  # older than the row's last event
+    c = sweep(db).counters
+    assert (c.processed, c.updated, c.stale) == (1, 0, 1)
+    assert db.run(lambda s: s.scalar(version)) == before  # not rewritten
+    row = db.run(lambda s: ledger_row(s, "VTID-0001"))
+    assert row is not None and row["metadata"] is None and row["status"] == "complete"

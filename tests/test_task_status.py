@@ -1,6 +1,6 @@
 import pytest
 
-from ledger.status import BY_TYPE, map_status, priority
+from ledger.task_status import BY_TYPE, map_status, priority
 
 SPEC_TYPES = {
     "deployment_started": "active",
@@ -71,3 +71,9 @@ def test_priority_order() -> None:
     assert [priority(s) for s in order] == [1, 2, 3, 4, 5]
     assert priority("archived") == 0
     assert priority(None) == 0
+
+
+def test_only_ascii_letters_change_case() -> None:
+    assert map_status("TAS\u212a_CREATED", None) == "active"  # the Kelvin sign is not a k
+    assert map_status(None, "BLOC\u212aED") == "active"
+    assert map_status(None, " Success\u00a0") == "complete"  # trimmed as str.strip() trims

@@ -1,4 +1,4 @@
-"""How values appear in responses: times as ISO-8601 UTC with `Z`, like the seed document."""
+"""Times as responses and logs show them: ISO-8601 UTC with `Z`, like the seed document."""
 
 from __future__ import annotations
 

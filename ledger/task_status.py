@@ -1,4 +1,6 @@
-"""Event type and status → ledger status, and status priority (SPEC §4)."""
+"""Event type and status → a task's ledger status, and status priority (SPEC §4).
+
+The reference version of `ledger_status_of` and `ledger_priority` in migrations/."""
 
 from __future__ import annotations
 
@@ -42,14 +44,19 @@ BY_STATUS: dict[str, str] = {
 }
 
 
+# Only ASCII letters change case, as in SQL under COLLATE "C": str.lower() would turn the
+# Kelvin sign into 'k'.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def map_status(event_type: str | None, event_status: str | None) -> str:
+    """The type looked up exactly and lower-cased ('.' and '_' alike), else the status."""
     if event_type is not None:
-        key = event_type.replace(".", "_")
-        mapped = BY_TYPE.get(key) or BY_TYPE.get(key.lower())
+        mapped = BY_TYPE.get(event_type.replace(".", "_").translate(_ASCII_LOWER))
         if mapped:
             return mapped
     if event_status is not None:
-        return BY_STATUS.get(event_status.strip().lower(), ACTIVE)
+        return BY_STATUS.get(event_status.strip().translate(_ASCII_LOWER), ACTIVE)
     return ACTIVE
 
 

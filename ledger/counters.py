@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 
 class Outcome(enum.Enum):
@@ -40,9 +41,16 @@ class Counters:
             self.errors += 1
 
     def merge(self, other: Counters) -> None:
-        self.processed += other.processed
-        self.created += other.created
-        self.updated += other.updated
-        self.stale += other.stale
-        self.skipped += other.skipped
-        self.errors += other.errors
+        for name, value in other.as_dict().items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def notes(self) -> str:
+        """The seed document's ledger_sync notes."""
+        return (
+            f"Processed {self.processed} events: {self.updated} updated, {self.created} "
+            f"created, {self.errors} errors"
+        )

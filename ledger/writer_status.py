@@ -1,13 +1,14 @@
-"""What status and metrics report: the offset, lag, backlog, the horizon, and both projectors."""
+"""The writer's health, as status and metrics report it: the offset, lag, backlog, the snapshot
+horizon, and both projectors' counters."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import log_table, offsets, progress
+from ledger import oasis_events, projection_offsets, projector_progress
 from ledger.db import Session
-from ledger.jsonout import iso, now, plain
+from ledger.timefmt import iso, now, plain
 
 # The sweep can read only below the oldest transaction still running anywhere on the server.
 OLDEST_OPEN_TRANSACTION = """
@@ -36,9 +37,8 @@ def _oldest_open_transaction(session: Session) -> dict[str, Any] | None:
 
 
 def status(session: Session) -> dict[str, Any]:
-    offset = offsets.read(session)
-    position = offsets.position(offset)
-    backlog = log_table.backlog(session, position)
+    offset = projection_offsets.read(session)
+    backlog = oasis_events.backlog(session, projection_offsets.position_of(offset))
     lag = 0.0
     if backlog["backlog"] and backlog["oldest"] is not None:
         lag = max(0.0, (datetime.now(UTC) - backlog["oldest"]).total_seconds())
@@ -60,7 +60,7 @@ def status(session: Session) -> dict[str, Any]:
         "last_error": offset["last_error"],
         "last_error_at": iso(offset["last_error_at"]),
     }
-    syncs = [plain(r) for r in log_table.recent_syncs(session)]
+    syncs = [plain(r) for r in oasis_events.recent_syncs(session)]
     return {
         "ok": True,
         "vtid": "VTID-0521",
@@ -71,18 +71,18 @@ def status(session: Session) -> dict[str, Any]:
 
 
 def metrics(session: Session) -> dict[str, Any]:
-    realtime = session.one(progress.TOTALS, name=progress.PROJECTOR)
+    realtime = session.one(projector_progress.TOTALS, name=projector_progress.PROJECTOR)
     assert realtime is not None
-    writer = offsets.read(session)
+    writer = projection_offsets.read(session)
     keys = ("events_processed", "created", "updated", "skipped", "errors")
     return {
         "projectors": {
-            progress.PROJECTOR: {
+            projector_progress.PROJECTOR: {
                 **{k: int(realtime[k]) for k in keys},
                 "last_processed_at": iso(realtime["last_processed_at"]),
                 "last_event_time": iso(realtime["last_event_time"]),
             },
-            offsets.PROJECTOR: {
+            projection_offsets.PROJECTOR: {
                 **{k: int(writer[k] or 0) for k in keys},
                 "last_processed_at": iso(writer["last_processed_at"]),
                 "last_event_time": iso(writer["last_event_time"]),

@@ -1,0 +1,14 @@
+"""The real-time path's counters (projector `vtid_ledger_sync`) in `projector_progress`: one row
+per shard, each connection counting into its own (ledger_count_realtime), so concurrent
+instances do not queue on one row."""
+
+from __future__ import annotations
+
+PROJECTOR = "vtid_ledger_sync"
+
+TOTALS = """
+SELECT coalesce(sum(events_processed), 0)::bigint AS events_processed,
+       coalesce(sum(created), 0)::bigint AS created, coalesce(sum(updated), 0)::bigint AS updated,
+       coalesce(sum(skipped), 0)::bigint AS skipped, coalesce(sum(errors), 0)::bigint AS errors,
+       max(last_processed_at) AS last_processed_at, max(last_event_time) AS last_event_time
+FROM projector_progress WHERE projector_name = :name"""

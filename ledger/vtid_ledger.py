@@ -1,0 +1,46 @@
+"""The `vtid_ledger` table: task reads, the rows verify compares, and rebuild's reset. Writes
+go through the fold's SQL functions (ledger_apply_events in migrations/)."""
+
+from __future__ import annotations
+
+_COLUMNS = (
+    "vtid, status, task_family, task_type, description, assigned_to, tenant, service, "
+    "environment, last_event_id, last_event_at, metadata, created_at, updated_at"
+)
+
+# Each filter is either NULL (not given) or an exact match; the statement never changes shape.
+LIST = f"""
+SELECT {_COLUMNS} FROM vtid_ledger
+WHERE (CAST(:vtid AS text) IS NULL OR vtid = :vtid)
+  AND (CAST(:status AS text) IS NULL OR status = :status)
+  AND (CAST(:service AS text) IS NULL OR service = :service)
+  AND (CAST(:environment AS text) IS NULL OR environment = :environment)
+  AND (CAST(:after AS text) IS NULL OR vtid > :after)
+ORDER BY vtid
+LIMIT :limit"""
+
+ONE = f"SELECT {_COLUMNS} FROM vtid_ledger WHERE vtid = :vtid"
+
+# verify: the columns the fold determines, metadata as jsonb's text (numbers as stored), in the
+# order Python sorts strings; and for rows another system made, what they were before any event.
+FOLDED = """
+SELECT vtid, status, service, environment, last_event_id, last_event_at, description,
+    task_family, task_type, assigned_to, tenant, metadata::text AS metadata,
+    fold_founding IS NULL AS made_elsewhere, fold_base::text AS fold_base
+FROM vtid_ledger ORDER BY vtid COLLATE "C"
+"""
+
+# rebuild: a row another system made goes back to what it was; rows the writer made go.
+RESTORE_BASES = """
+UPDATE vtid_ledger SET
+    status = fold_base ->> 'status', service = fold_base ->> 'service',
+    environment = fold_base ->> 'environment', last_event_id = fold_base ->> 'last_event_id',
+    last_event_at = CAST(fold_base ->> 'last_event_at' AS timestamptz),
+    description = fold_base ->> 'description', task_family = fold_base ->> 'task_family',
+    task_type = fold_base ->> 'task_type', assigned_to = fold_base ->> 'assigned_to',
+    tenant = fold_base ->> 'tenant',
+    metadata = CASE WHEN jsonb_typeof(fold_base -> 'metadata') = 'null' THEN NULL
+        ELSE fold_base -> 'metadata' END,
+    fold_newest = NULL, fold_owners = NULL, fold_base = NULL, updated_at = now()
+WHERE fold_base IS NOT NULL"""
+DELETE_FOLDED = "DELETE FROM vtid_ledger WHERE fold_founding IS NOT NULL"

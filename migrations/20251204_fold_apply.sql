@@ -1,0 +1,343 @@
+-- The fold (SPEC §5) and the statements that apply it. Both paths call ledger_apply_events:
+-- the event function with one event, the sweep with a batch.
+
+-- What the fold gives for one VTID: the ledger columns it determines and its state.
+DO $$
+BEGIN
+CREATE TYPE ledger_state AS (
+    vtid          text,
+    status        text,
+    service       text,
+    environment   text,
+    last_event_id text,
+    last_event_at timestamptz,
+    description   text,
+    task_family   text,
+    task_type     text,
+    assigned_to   text,
+    tenant        text,
+    metadata      jsonb,
+    fold_newest   text COLLATE "C",
+    fold_founding text COLLATE "C",
+    fold_owners   jsonb,
+    fold_base     jsonb
+);
+EXCEPTION WHEN duplicate_object THEN NULL;  -- created by an earlier run of this file
+END
+$$;
+
+-- Every key that any of a VTID's events has in its metadata (values: whichever came last).
+CREATE OR REPLACE AGGREGATE ledger_jsonb_union(jsonb) (
+    SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}', PARALLEL = SAFE
+);
+
+-- The fold of a set of events (their keys unique, as ids in the log are), one state per VTID,
+-- rendered as the row it would be on its own. Unreadable, skipped and the writer's own events
+-- are left out. Newest and founding by key; each register by the newest event that sets it.
+-- Per event only what is cheap is done; the rest only for the events a row keeps (newest,
+-- founding, explicit column values), and metadata keys only older events carry are looked
+-- for only where some older event has a key the newest lacks (rare).
+--
+-- plpgsql, not SQL: before Postgres 18 a SQL function's statement is planned again at every
+-- call, which for one event costs more than folding it. The planner cannot know how many
+-- events the array holds; every join here is an equality on
+-- a key, which a hash join does in one pass at any size, so nested loops (quadratic) are
+-- ruled out. That makes the plan look costly enough to be JIT-compiled on every call, which
+-- costs more than the statement itself: JIT is off.
+CREATE OR REPLACE FUNCTION ledger_fold(events ledger_event[]) RETURNS SETOF ledger_state
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET enable_nestloop = off SET jit = off SET work_mem = '256MB' AS $$
+BEGIN
+RETURN QUERY
+WITH e AS MATERIALIZED (
+    SELECT x.*,
+        CASE WHEN x.metadata ?| '{description,summary}'
+            THEN ledger_meta_text(x.metadata, 'description', 'summary') END AS set_description,
+        CASE WHEN x.metadata ?| '{taskFamily,task_family}'
+            THEN ledger_meta_text(x.metadata, 'taskFamily', 'task_family') END AS set_task_family,
+        CASE WHEN x.metadata ?| '{taskType,task_type}'
+            THEN ledger_meta_text(x.metadata, 'taskType', 'task_type') END AS set_task_type,
+        CASE WHEN x.metadata ?| '{assignedTo,assigned_to,assignee}'
+            THEN ledger_meta_text(x.metadata, 'assignedTo', 'assigned_to', 'assignee')
+        END AS set_assigned_to
+    FROM unnest(events) AS x
+    WHERE x.reason IS NULL AND x.task_vtid IS NOT NULL
+      AND NOT (x.service = 'oasis-projector' AND x.type IS NOT DISTINCT FROM 'ledger_sync')
+),
+g AS MATERIALIZED (
+    SELECT task_vtid AS vtid, max(key) AS newest, min(key) AS founding,
+        max(key) FILTER (WHERE set_description IS NOT NULL) AS description_key,
+        max(key) FILTER (WHERE set_task_family IS NOT NULL) AS task_family_key,
+        max(key) FILTER (WHERE set_task_type IS NOT NULL) AS task_type_key,
+        max(key) FILTER (WHERE set_assigned_to IS NOT NULL) AS assigned_to_key,
+        CASE WHEN count(*) > 1 THEN ledger_jsonb_union(metadata) END AS any_metadata
+    FROM e GROUP BY task_vtid
+),
+kept AS MATERIALIZED (
+    SELECT e.*, ledger_meta_registers(e.metadata) AS registers,
+        e.key || ledger_digest(e.type, e.service, e.status, e.vtid, e.message, e.title, e.ref,
+            e.layer, e.module, e.kind, e.tenant, e.notes, e.metadata) AS full_key
+    FROM e
+    WHERE e.key IN (
+        SELECT k FROM g, LATERAL (VALUES (g.newest), (g.founding), (g.description_key),
+            (g.task_family_key), (g.task_type_key), (g.assigned_to_key)) AS v(k)
+        WHERE k IS NOT NULL)
+),
+n AS MATERIALIZED (
+    SELECT g.*, k.mapped_status, k.service, k.id, k.created_at, k.type, k.registers,
+        k.full_key, coalesce(ledger_meta_text(k.metadata, 'environment', 'env'), 'dev') AS env,
+        ARRAY(SELECT jsonb_object_keys(k.registers)) AS names,
+        coalesce(g.any_metadata - ARRAY(SELECT jsonb_object_keys(k.metadata)) <> '{}', false)
+            AS older_keys
+    FROM g JOIN kept AS k ON k.key = g.newest
+),
+x AS (
+    SELECT DISTINCT ON (e.task_vtid, r.key) e.task_vtid AS vtid, r.key AS name, r.value,
+        e.key || ledger_digest(e.type, e.service, e.status, e.vtid, e.message, e.title, e.ref,
+            e.layer, e.module, e.kind, e.tenant, e.notes, e.metadata) AS full_key
+    FROM e JOIN n ON n.vtid = e.task_vtid AND n.older_keys AND e.key <> n.newest,
+    LATERAL jsonb_each(ledger_meta_registers(e.metadata) - n.names) AS r
+    WHERE (SELECT bool_or(older_keys) FROM n)  -- evaluated once: usually nothing to do
+    ORDER BY e.task_vtid, r.key, e.key DESC
+),
+xs AS (
+    SELECT x.vtid, jsonb_object_agg(x.name, x.value) AS "values",
+        jsonb_object_agg(x.name, x.full_key) AS owners
+    FROM x GROUP BY x.vtid
+)
+SELECT n.vtid, n.mapped_status, n.service, n.env, n.id, n.created_at,
+    coalesce(d.set_description, f.title, f.message,
+        'Auto-created from OASIS event: ' || coalesce(f.type, 'unknown')),
+    coalesce(tf.set_task_family, f.layer, 'auto'),
+    coalesce(tt.set_task_type, f.kind, f.type, 'event'),
+    a.set_assigned_to,
+    coalesce(f.tenant, ledger_meta_text(f.metadata, 'tenant'), 'system'),
+    coalesce(xs."values", '{}') || n.registers
+        || jsonb_build_object('autoCreated', true, 'sourceEvent', f.id, 'sourceType', f.type)
+        || CASE WHEN n.newest <> n.founding
+            THEN jsonb_build_object('lastEventType', n.type) ELSE '{}' END,
+    n.full_key, f.full_key,
+    jsonb_object(n.names, array_fill(n.full_key, ARRAY[cardinality(n.names)]))
+        || coalesce(xs.owners, '{}')
+        || jsonb_strip_nulls(jsonb_build_object('description', d.full_key,
+            'task_family', tf.full_key, 'task_type', tt.full_key, 'assigned_to', a.full_key)),
+    NULL::jsonb
+FROM n
+JOIN kept AS f ON f.key = n.founding
+LEFT JOIN kept AS d ON d.key = n.description_key
+LEFT JOIN kept AS tf ON tf.key = n.task_family_key
+LEFT JOIN kept AS tt ON tt.key = n.task_type_key
+LEFT JOIN kept AS a ON a.key = n.assigned_to_key
+LEFT JOIN xs ON xs.vtid = n.vtid;
+END
+$$;
+
+-- The key of the newest thing a row reflects: its fold_newest, or for a row another system
+-- made that no event has reached yet, its own last event (digest '~': an event with the very
+-- same time, priority and id is the one it already reflects, not a newer one).
+CREATE OR REPLACE FUNCTION ledger_row_newest(r vtid_ledger) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT coalesce(r.fold_newest, CASE WHEN r.fold_founding IS NULL AND r.last_event_at IS NOT NULL
+    THEN ledger_key(r.last_event_at, ledger_priority(r.status), coalesce(r.last_event_id, ''))
+        || '~' END) COLLATE "C"
+$$;
+
+CREATE OR REPLACE FUNCTION ledger_base_of(r vtid_ledger) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT jsonb_build_object('status', r.status, 'service', r.service,
+    'environment', r.environment, 'last_event_id', r.last_event_id,
+    'last_event_at', r.last_event_at, 'description', r.description,
+    'task_family', r.task_family, 'task_type', r.task_type, 'assigned_to', r.assigned_to,
+    'tenant', r.tenant, 'metadata', r.metadata)
+$$;
+
+-- Does merging state b change row r? b's newest is newer, its founding older (a row the writer
+-- made), or it sets some register with a newer event. Cheap, so the UPSERT skips the write.
+CREATE OR REPLACE FUNCTION ledger_merge_changes(r vtid_ledger, b vtid_ledger) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    newest text COLLATE "C" := ledger_row_newest(r);
+BEGIN
+    IF b.fold_newest > coalesce(newest, '') THEN
+        RETURN true;
+    END IF;
+    IF r.fold_founding IS NOT NULL AND b.fold_founding < r.fold_founding THEN
+        RETURN true;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM jsonb_each_text(b.fold_owners) AS o
+        WHERE o.value COLLATE "C" > coalesce(r.fold_owners ->> o.key, '') COLLATE "C");
+END
+$$;
+
+-- Row r with state b merged in: per field, the greater key wins. Commutative, associative and
+-- idempotent, so rows end up the same whatever order states are merged in.
+CREATE OR REPLACE FUNCTION ledger_merge(r vtid_ledger, b vtid_ledger) RETURNS ledger_state
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    m ledger_state;
+    newest text COLLATE "C" := ledger_row_newest(r);
+    made_by_writer boolean := r.fold_founding IS NOT NULL;
+    wins jsonb;        -- b's registers whose event is newer than r's
+    meta_wins jsonb;   -- of those, the metadata keys, with b's values
+    newest_side vtid_ledger := r;
+    founding_side vtid_ledger := r;
+    founding_from_b boolean := false;
+BEGIN
+    m := ROW(r.vtid, r.status, r.service, r.environment, r.last_event_id, r.last_event_at,
+        r.description, r.task_family, r.task_type, r.assigned_to, r.tenant, r.metadata,
+        newest, r.fold_founding, coalesce(r.fold_owners, '{}'),
+        CASE WHEN NOT made_by_writer THEN coalesce(r.fold_base, ledger_base_of(r)) END);
+    IF b.fold_newest > coalesce(newest, '') THEN
+        m.status := b.status; m.service := b.service; m.environment := b.environment;
+        m.last_event_id := b.last_event_id; m.last_event_at := b.last_event_at;
+        m.fold_newest := b.fold_newest;
+        newest_side := b;
+    END IF;
+    IF made_by_writer AND b.fold_founding < r.fold_founding THEN
+        m.fold_founding := b.fold_founding;
+        m.tenant := b.tenant;
+        founding_side := b;
+        founding_from_b := true;
+    END IF;
+
+    IF b.fold_founding > coalesce(newest, '') THEN
+        wins := b.fold_owners;  -- every event of b is newer than anything r holds
+    ELSE
+        SELECT coalesce(jsonb_object_agg(o.key, o.value), '{}') INTO wins
+        FROM jsonb_each_text(b.fold_owners) AS o
+        WHERE o.value COLLATE "C" > coalesce(m.fold_owners ->> o.key, '') COLLATE "C";
+    END IF;
+    m.fold_owners := m.fold_owners || wins;
+
+    -- Column registers: a value an event set explicitly, else (rows the writer made) the
+    -- founding event's; b's column is its founding event's wherever b sets no register.
+    IF wins ? 'description' THEN m.description := b.description;
+    ELSIF founding_from_b AND NOT m.fold_owners ? 'description' THEN
+        m.description := b.description;
+    END IF;
+    IF wins ? 'task_family' THEN m.task_family := b.task_family;
+    ELSIF founding_from_b AND NOT m.fold_owners ? 'task_family' THEN
+        m.task_family := b.task_family;
+    END IF;
+    IF wins ? 'task_type' THEN m.task_type := b.task_type;
+    ELSIF founding_from_b AND NOT m.fold_owners ? 'task_type' THEN
+        m.task_type := b.task_type;
+    END IF;
+    IF wins ? 'assigned_to' THEN m.assigned_to := b.assigned_to; END IF;
+
+    meta_wins := wins - '{description,task_family,task_type,assigned_to}'::text[];
+    IF meta_wins <> '{}' THEN
+        IF b.fold_founding > coalesce(newest, '') THEN
+            meta_wins := b.metadata - '{autoCreated,sourceEvent,sourceType,lastEventType}'::text[];
+        ELSE
+            SELECT jsonb_object_agg(k, b.metadata -> k) INTO meta_wins
+            FROM jsonb_object_keys(meta_wins) AS k;
+        END IF;
+        m.metadata := CASE WHEN jsonb_typeof(r.metadata) = 'object' THEN r.metadata ELSE '{}' END
+            || meta_wins;
+    END IF;
+
+    IF made_by_writer THEN
+        m.metadata := coalesce(m.metadata, '{}') || jsonb_build_object('autoCreated', true,
+            'sourceEvent', founding_side.metadata -> 'sourceEvent',
+            'sourceType', founding_side.metadata -> 'sourceType');
+        IF m.fold_newest <> m.fold_founding THEN
+            m.metadata := m.metadata || jsonb_build_object('lastEventType',
+                CASE WHEN newest_side.metadata ? 'lastEventType'
+                    THEN newest_side.metadata -> 'lastEventType'
+                    ELSE newest_side.metadata -> 'sourceType' END);
+        ELSE
+            m.metadata := m.metadata - 'lastEventType';
+        END IF;
+    END IF;
+    RETURN m;
+END
+$$;
+
+-- Fold events into the ledger: one INSERT ... ON CONFLICT DO UPDATE whose merge runs inside
+-- the statement against the row as it is when locked (no read before it, no retry loop), and
+-- whose WHERE skips writes that change nothing. Returns the rows written.
+CREATE OR REPLACE FUNCTION ledger_apply_events(events ledger_event[])
+RETURNS TABLE (vtid text, created boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
+INSERT INTO vtid_ledger AS l (vtid, status, service, environment, last_event_id,
+    last_event_at, description, task_family, task_type, assigned_to, tenant, metadata,
+    fold_newest, fold_founding, fold_owners, fold_base, created_at, updated_at)
+SELECT s.*, now(), now() FROM ledger_fold(events) AS s
+ORDER BY s.vtid COLLATE "C"  -- one lock order for every writer
+ON CONFLICT (vtid) DO UPDATE SET
+    (status, service, environment, last_event_id, last_event_at, description, task_family,
+     task_type, assigned_to, tenant, metadata, fold_newest, fold_founding, fold_owners,
+     fold_base, updated_at) =
+    (SELECT m.status, m.service, m.environment, m.last_event_id, m.last_event_at,
+        m.description, m.task_family, m.task_type, m.assigned_to, m.tenant, m.metadata,
+        m.fold_newest, m.fold_founding, m.fold_owners, m.fold_base, now()
+     FROM ledger_merge(l, EXCLUDED) AS m)
+WHERE ledger_merge_changes(l, EXCLUDED)
+RETURNING l.vtid, l.xmax = 0;
+END
+$$;
+
+-- A rejected event, kept with its raw payload: one row per (source, payload).
+CREATE OR REPLACE FUNCTION ledger_reject(source text, reason text, raw bytea, event_id text,
+    message_id text DEFAULT NULL) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ledger_rejections AS r (source, reason, event_id, message_id, raw, fingerprint)
+    VALUES (source, left(reason, 2000), left(event_id, 500), left(message_id, 500), raw,
+        encode(sha256(convert_to(source, 'UTF8') || '\x00'::bytea || raw), 'hex'))
+    ON CONFLICT (fingerprint) DO NOTHING;
+END
+$$;
+
+-- The real-time path's counters (projector vtid_ledger_sync), one shard per connection, so
+-- concurrent instances do not queue on one row.
+CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
+    updated, skipped, errors, last_processed_at, last_event_time)
+VALUES ('vtid_ledger_sync', pg_backend_pid() % 16, 1, (outcome = 'created')::int,
+    (outcome = 'updated')::int, (outcome = 'skipped')::int, (outcome = 'rejected')::int,
+    now(), event_time)
+ON CONFLICT (projector_name, shard) DO UPDATE SET
+    events_processed = p.events_processed + 1,
+    created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
+    skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
+    last_processed_at = now(),
+    last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
+END
+$$;
+
+-- The real-time path (SPEC §6): one published event, given as the JSON text the edge checked
+-- (strict JSON, size), applied in one call: decoded, rejected or skipped and counted, or
+-- folded into its row. Returns created, updated, stale, skipped, rejected or ignored.
+CREATE OR REPLACE FUNCTION ledger_apply_event(payload text, message_id text, publish_time timestamptz)
+RETURNS TABLE (outcome text, vtid text, event_id text, reason text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    e ledger_event := ledger_decode_json(payload::jsonb, publish_time);
+    written record;
+BEGIN
+    IF e.reason IS NOT NULL THEN
+        PERFORM ledger_reject('pubsub', e.reason, convert_to(payload, 'UTF8'), e.id,
+            message_id);
+        outcome := 'rejected';
+    ELSIF e.service = 'oasis-projector' AND e.type IS NOT DISTINCT FROM 'ledger_sync' THEN
+        RETURN QUERY SELECT 'ignored', NULL::text, e.id, NULL::text;
+        RETURN;
+    ELSIF e.task_vtid IS NULL THEN
+        outcome := 'skipped';
+    ELSE
+        SELECT * INTO written FROM ledger_apply_events(ARRAY[e]);
+        outcome := CASE WHEN NOT FOUND THEN 'stale'
+            WHEN written.created THEN 'created' ELSE 'updated' END;
+    END IF;
+    PERFORM ledger_count_realtime(outcome, e.created_at);
+    RETURN QUERY SELECT outcome, e.task_vtid, e.id, e.reason;
+END
+$$;
