@@ -70,7 +70,7 @@ class Settings:
     google_cloud_project: str | None = None
     api_token: str | None = None
     sweep_time_budget_s: float = 50.0
-    sweep_batch_size: int = 500
+    sweep_batch_size: int = 50_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -90,7 +90,7 @@ class Settings:
             google_cloud_project=_opt(env, "GOOGLE_CLOUD_PROJECT"),
             api_token=_opt(env, "LEDGER_API_TOKEN"),
             sweep_time_budget_s=_float(env, "SWEEP_TIME_BUDGET_S", 50.0, 0.1, 3600.0),
-            sweep_batch_size=_int(env, "SWEEP_BATCH_SIZE", 500, 1, 10_000),
+            sweep_batch_size=_int(env, "SWEEP_BATCH_SIZE", 50_000, 1, 500_000),
         )
         if settings.instance_connection_name and not (settings.db_name and settings.db_user):
             raise ConfigError("INSTANCE_CONNECTION_NAME needs DB_NAME and DB_USER")

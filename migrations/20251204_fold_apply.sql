@@ -26,17 +26,12 @@ EXCEPTION WHEN duplicate_object THEN NULL;  -- created by an earlier run of this
 END
 $$;
 
--- Every key that any of a VTID's events has in its metadata (values: whichever came last).
-CREATE OR REPLACE AGGREGATE ledger_jsonb_union(jsonb) (
-    SFUNC = jsonb_concat, STYPE = jsonb, INITCOND = '{}', PARALLEL = SAFE
-);
-
 -- The fold of a set of events (their keys unique, as ids in the log are), one state per VTID,
 -- rendered as the row it would be on its own. Unreadable, skipped and the writer's own events
 -- are left out. Newest and founding by key; each register by the newest event that sets it.
--- Per event only what is cheap is done; the rest only for the events a row keeps (newest,
--- founding, explicit column values), and metadata keys only older events carry are looked
--- for only where some older event has a key the newest lacks (rare).
+-- Per event only what is cheap is done: its key, and the metadata it has beyond the newest
+-- event's registers (usually nothing); the rest only for the events a row keeps (newest,
+-- founding, explicit column values, carriers of keys the newest lacks).
 --
 -- plpgsql, not SQL: before Postgres 18 a SQL function's statement is planned again at every
 -- call, which for one event costs more than folding it. The planner cannot know how many
@@ -46,11 +41,12 @@ CREATE OR REPLACE AGGREGATE ledger_jsonb_union(jsonb) (
 -- costs more than the statement itself: JIT is off.
 CREATE OR REPLACE FUNCTION ledger_fold(events ledger_event[]) RETURNS SETOF ledger_state
 LANGUAGE plpgsql STABLE PARALLEL SAFE
-SET enable_nestloop = off SET jit = off SET work_mem = '256MB' AS $$
+SET enable_nestloop = off SET enable_mergejoin = off SET jit = off SET work_mem = '256MB'
+SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
 RETURN QUERY
-WITH e AS MATERIALIZED (
-    SELECT x.*,
+WITH e AS MATERIALIZED (  -- narrow: what every event contributes to the aggregates
+    SELECT x.ordinality AS n, x.task_vtid AS vtid, x.key, x.metadata,
         CASE WHEN x.metadata ?| '{description,summary}'
             THEN ledger_meta_text(x.metadata, 'description', 'summary') END AS set_description,
         CASE WHEN x.metadata ?| '{taskFamily,task_family}'
@@ -60,69 +56,70 @@ WITH e AS MATERIALIZED (
         CASE WHEN x.metadata ?| '{assignedTo,assigned_to,assignee}'
             THEN ledger_meta_text(x.metadata, 'assignedTo', 'assigned_to', 'assignee')
         END AS set_assigned_to
-    FROM unnest(events) AS x
+    FROM unnest(events) WITH ORDINALITY AS x
     WHERE x.reason IS NULL AND x.task_vtid IS NOT NULL
       AND NOT (x.service = 'oasis-projector' AND x.type IS NOT DISTINCT FROM 'ledger_sync')
 ),
 g AS MATERIALIZED (
-    SELECT task_vtid AS vtid, max(key) AS newest, min(key) AS founding,
+    SELECT vtid, max(key) AS newest, min(key) AS founding,
         max(key) FILTER (WHERE set_description IS NOT NULL) AS description_key,
         max(key) FILTER (WHERE set_task_family IS NOT NULL) AS task_family_key,
         max(key) FILTER (WHERE set_task_type IS NOT NULL) AS task_type_key,
-        max(key) FILTER (WHERE set_assigned_to IS NOT NULL) AS assigned_to_key,
-        CASE WHEN count(*) > 1 THEN ledger_jsonb_union(metadata) END AS any_metadata
-    FROM e GROUP BY task_vtid
+        max(key) FILTER (WHERE set_assigned_to IS NOT NULL) AS assigned_to_key
+    FROM e GROUP BY vtid
 ),
-kept AS MATERIALIZED (
-    SELECT e.*, ledger_meta_registers(e.metadata) AS registers,
-        e.key || ledger_digest(e.type, e.service, e.status, e.vtid, e.message, e.title, e.ref,
-            e.layer, e.module, e.kind, e.tenant, e.notes, e.metadata) AS full_key
-    FROM e
-    WHERE e.key IN (
-        SELECT k FROM g, LATERAL (VALUES (g.newest), (g.founding), (g.description_key),
-            (g.task_family_key), (g.task_type_key), (g.assigned_to_key)) AS v(k)
-        WHERE k IS NOT NULL)
+n AS MATERIALIZED (  -- each VTID's newest event's registers, and their names
+    SELECT g.*, r.registers, ARRAY(SELECT jsonb_object_keys(r.registers)) AS names
+    FROM g JOIN e ON e.key = g.newest,
+    LATERAL (SELECT ledger_meta_registers(e.metadata) AS registers) AS r
 ),
-n AS MATERIALIZED (
-    SELECT g.*, k.mapped_status, k.service, k.id, k.created_at, k.type, k.registers,
-        k.full_key, coalesce(ledger_meta_text(k.metadata, 'environment', 'env'), 'dev') AS env,
-        ARRAY(SELECT jsonb_object_keys(k.registers)) AS names,
-        coalesce(g.any_metadata - ARRAY(SELECT jsonb_object_keys(k.metadata)) <> '{}', false)
-            AS older_keys
-    FROM g JOIN kept AS k ON k.key = g.newest
+x AS MATERIALIZED (  -- metadata keys only older events carry, each from the newest carrier
+    SELECT DISTINCT ON (e.vtid, r.key) e.vtid, r.key AS name, r.value, e.key, e.n
+    FROM e JOIN n ON n.vtid = e.vtid AND e.key <> n.newest,
+    LATERAL (SELECT e.metadata - n.names AS others) AS o,
+    LATERAL jsonb_each(ledger_meta_registers(o.others)) AS r
+    WHERE o.others <> '{}'
+    ORDER BY e.vtid, r.key, e.key DESC
 ),
-x AS (
-    SELECT DISTINCT ON (e.task_vtid, r.key) e.task_vtid AS vtid, r.key AS name, r.value,
-        e.key || ledger_digest(e.type, e.service, e.status, e.vtid, e.message, e.title, e.ref,
-            e.layer, e.module, e.kind, e.tenant, e.notes, e.metadata) AS full_key
-    FROM e JOIN n ON n.vtid = e.task_vtid AND n.older_keys AND e.key <> n.newest,
-    LATERAL jsonb_each(ledger_meta_registers(e.metadata) - n.names) AS r
-    WHERE (SELECT bool_or(older_keys) FROM n)  -- evaluated once: usually nothing to do
-    ORDER BY e.task_vtid, r.key, e.key DESC
+kept AS MATERIALIZED (  -- the events a row keeps, in full, with their full keys
+    SELECT k.ordinality AS n, k.key,
+        k.key || ledger_digest(k.type, k.service, k.status, k.vtid, k.message, k.title, k.ref,
+            k.layer, k.module, k.kind, k.tenant, k.notes, k.metadata) AS full_key,
+        k.id, k.created_at, k.type, k.service, k.mapped_status, k.title, k.message, k.layer,
+        k.kind, k.tenant, k.metadata
+    FROM unnest(events) WITH ORDINALITY AS k
+    WHERE k.ordinality IN (
+        SELECT e.n FROM e JOIN (
+            SELECT v.k FROM g, LATERAL (VALUES (g.newest), (g.founding), (g.description_key),
+                (g.task_family_key), (g.task_type_key), (g.assigned_to_key)) AS v(k)
+            WHERE v.k IS NOT NULL
+            UNION SELECT x.key FROM x) AS w ON w.k = e.key)
 ),
 xs AS (
     SELECT x.vtid, jsonb_object_agg(x.name, x.value) AS "values",
-        jsonb_object_agg(x.name, x.full_key) AS owners
-    FROM x GROUP BY x.vtid
+        jsonb_object_agg(x.name, k.full_key) AS owners
+    FROM x JOIN kept AS k ON k.n = x.n GROUP BY x.vtid
 )
-SELECT n.vtid, n.mapped_status, n.service, n.env, n.id, n.created_at,
-    coalesce(d.set_description, f.title, f.message,
+SELECT n.vtid, nw.mapped_status, nw.service,
+    coalesce(ledger_meta_text(nw.metadata, 'environment', 'env'), 'dev'), nw.id, nw.created_at,
+    coalesce(ledger_meta_text(d.metadata, 'description', 'summary'), f.title, f.message,
         'Auto-created from OASIS event: ' || coalesce(f.type, 'unknown')),
-    coalesce(tf.set_task_family, f.layer, 'auto'),
-    coalesce(tt.set_task_type, f.kind, f.type, 'event'),
-    a.set_assigned_to,
+    coalesce(ledger_meta_text(tf.metadata, 'taskFamily', 'task_family'), f.layer, 'auto'),
+    coalesce(ledger_meta_text(tt.metadata, 'taskType', 'task_type'), f.kind, f.type, 'event'),
+    ledger_meta_text(a.metadata, 'assignedTo', 'assigned_to', 'assignee'),
     coalesce(f.tenant, ledger_meta_text(f.metadata, 'tenant'), 'system'),
     coalesce(xs."values", '{}') || n.registers
         || jsonb_build_object('autoCreated', true, 'sourceEvent', f.id, 'sourceType', f.type)
         || CASE WHEN n.newest <> n.founding
-            THEN jsonb_build_object('lastEventType', n.type) ELSE '{}' END,
-    n.full_key, f.full_key,
-    jsonb_object(n.names, array_fill(n.full_key, ARRAY[cardinality(n.names)]))
+            THEN jsonb_build_object('lastEventType', nw.type) ELSE '{}' END,
+    nw.full_key, f.full_key,
+    jsonb_object(n.names, array_fill(nw.full_key, ARRAY[cardinality(n.names)]))
         || coalesce(xs.owners, '{}')
         || jsonb_strip_nulls(jsonb_build_object('description', d.full_key,
             'task_family', tf.full_key, 'task_type', tt.full_key, 'assigned_to', a.full_key)),
     NULL::jsonb
 FROM n
+JOIN kept AS nw ON nw.key = n.newest
 JOIN kept AS f ON f.key = n.founding
 LEFT JOIN kept AS d ON d.key = n.description_key
 LEFT JOIN kept AS tf ON tf.key = n.task_family_key

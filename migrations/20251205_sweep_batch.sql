@@ -2,16 +2,19 @@
 -- below the snapshot horizon, decode them, record rejections, fold them into the ledger,
 -- count each event's outcome and advance the offset, all in the caller's one transaction.
 --
--- Outcomes are per event, as if the batch's events were applied one at a time in commit order:
--- created (the first event of a VTID without a row), updated (newer than everything before it,
--- older than the founding event of a row the writer made, or setting a register with a newer
--- event than before), else stale. A VTID whose row the batch did not change has only stale
--- events. Registers are checked only for events neither newest nor oldest so far (rare).
+-- Outcomes are per event, as if each VTID's events in the batch were applied one at a time in
+-- the fold's own order (oldest key first), which for events that arrive in order is commit
+-- order too: created (the first event of a VTID without a row); updated (newer than the row,
+-- the batch's oldest event when older than the founding event of a row the writer made, or an
+-- older event setting a register with a newer event than the row's); else stale. A VTID whose
+-- row the batch did not change has only stale events. No window over the batch is needed.
 CREATE OR REPLACE FUNCTION ledger_sweep_batch(batch_size integer)
 RETURNS TABLE (read_count bigint, processed bigint, created bigint, updated bigint,
     stale bigint, skipped bigint, errors bigint, last_event_id text,
     last_event_time timestamptz)
-LANGUAGE sql SET enable_nestloop = off SET jit = off SET work_mem = '256MB' AS $$
+LANGUAGE sql
+SET enable_nestloop = off SET enable_mergejoin = off SET jit = off SET work_mem = '256MB'
+AS $$
 WITH position AS (
     SELECT coalesce(position_tx_id, '0'::xid8) AS tx_id, coalesce(position_seq, 0) AS seq
     FROM projection_offsets WHERE projector_name = 'vtid_ledger_writer'
@@ -56,65 +59,43 @@ written AS MATERIALIZED (
             g.reason, g.task_vtid, g.mapped_status, g.key)::ledger_event)
         FROM good AS g)) AS w
 ),
-first_look AS MATERIALIZED (
-    SELECT s.task_vtid, s.tx_id, s.seq, s.key, s.owners, s.written,
-        CASE
-            WHEN NOT s.written THEN 'stale'  -- the batch did not change this row
-            WHEN s.stored IS NULL AND s.events_before = 0 THEN 'created'
-            WHEN s.key > coalesce(greatest(s.newest COLLATE "C", s.newest_before), '')
-                THEN 'updated'
-            WHEN (s.stored IS NULL OR s.founding IS NOT NULL)
-                 AND s.key < least(s.founding, s.founding_before) THEN 'updated'
-        END AS outcome
-    FROM (
-        SELECT g.task_vtid, g.tx_id, g.seq, g.key, c.vtid AS stored, c.newest,
-            c.founding, c.owners, w.vtid IS NOT NULL AS written,
-            max(g.key) OVER before AS newest_before, min(g.key) OVER before AS founding_before,
-            count(*) OVER before AS events_before
-        FROM good AS g
-        LEFT JOIN cur AS c ON c.vtid = g.task_vtid
-        LEFT JOIN written AS w ON w.vtid = g.task_vtid
-        WINDOW before AS (PARTITION BY g.task_vtid ORDER BY g.tx_id, g.seq
-                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-    ) AS s
-),
-carried AS (  -- every register the events of VTIDs with undecided events set
-    SELECT f.task_vtid, f.tx_id, f.seq, f.key, f.owners, n.name
-    FROM first_look AS f
-    JOIN good AS g ON g.tx_id = f.tx_id AND g.seq = f.seq,
-    LATERAL (
-        SELECT jsonb_object_keys(ledger_meta_registers(g.metadata))
-        UNION ALL
-        SELECT c FROM unnest(ARRAY[
-            CASE WHEN ledger_meta_text(g.metadata, 'description', 'summary') IS NOT NULL
-                THEN 'description' END,
-            CASE WHEN ledger_meta_text(g.metadata, 'taskFamily', 'task_family') IS NOT NULL
-                THEN 'task_family' END,
-            CASE WHEN ledger_meta_text(g.metadata, 'taskType', 'task_type') IS NOT NULL
-                THEN 'task_type' END,
-            CASE WHEN ledger_meta_text(g.metadata, 'assignedTo', 'assigned_to', 'assignee')
-                IS NOT NULL THEN 'assigned_to' END]) AS c
-        WHERE c IS NOT NULL) AS n(name)
-    WHERE f.task_vtid IN (SELECT task_vtid FROM first_look WHERE outcome IS NULL)
-      AND (SELECT bool_or(outcome IS NULL) FROM first_look)  -- once: usually none undecided
-),
-register_wins AS (
-    SELECT DISTINCT task_vtid, tx_id, seq FROM (
-        SELECT c.*, max(c.key) OVER (PARTITION BY c.task_vtid, c.name ORDER BY c.tx_id, c.seq
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS owner_before
-        FROM carried AS c) AS c
-    WHERE c.key > coalesce(greatest(c.owner_before, (c.owners ->> c.name) COLLATE "C"), '')
+oldest AS (
+    SELECT task_vtid, min(key) AS key FROM good GROUP BY task_vtid
 ),
 outcomes AS (
-    SELECT count(*) FILTER (WHERE o = 'created') AS created,
-        count(*) FILTER (WHERE o = 'updated') AS updated,
-        count(*) FILTER (WHERE o = 'stale') AS stale
+    SELECT count(*) FILTER (WHERE q.o = 'created') AS created,
+        count(*) FILTER (WHERE q.o = 'updated') AS updated,
+        count(*) FILTER (WHERE q.o = 'stale') AS stale
     FROM (
-        SELECT coalesce(f.outcome, CASE WHEN r.seq IS NOT NULL THEN 'updated' ELSE 'stale' END)
-            AS o
-        FROM first_look AS f
-        LEFT JOIN register_wins AS r
-            ON r.task_vtid = f.task_vtid AND r.tx_id = f.tx_id AND r.seq = f.seq
+        SELECT CASE
+            WHEN w.vtid IS NULL THEN 'stale'  -- the batch did not change this row
+            WHEN c.vtid IS NULL THEN CASE WHEN g.key = o.key THEN 'created' ELSE 'updated' END
+            WHEN g.key > coalesce(c.newest COLLATE "C", '') THEN 'updated'
+            WHEN c.founding IS NOT NULL AND g.key = o.key AND g.key < c.founding THEN 'updated'
+            -- older than its row (rare): does it set a register with a newer event?
+            WHEN EXISTS (
+                SELECT 1 FROM (
+                    SELECT jsonb_object_keys(ledger_meta_registers(g.metadata))
+                    UNION ALL
+                    SELECT n FROM unnest(ARRAY[
+                        CASE WHEN ledger_meta_text(g.metadata, 'description', 'summary')
+                            IS NOT NULL THEN 'description' END,
+                        CASE WHEN ledger_meta_text(g.metadata, 'taskFamily', 'task_family')
+                            IS NOT NULL THEN 'task_family' END,
+                        CASE WHEN ledger_meta_text(g.metadata, 'taskType', 'task_type')
+                            IS NOT NULL THEN 'task_type' END,
+                        CASE WHEN ledger_meta_text(g.metadata, 'assignedTo', 'assigned_to',
+                            'assignee') IS NOT NULL THEN 'assigned_to' END]) AS n
+                ) AS r(name)
+                WHERE r.name IS NOT NULL
+                  AND g.key > coalesce((c.owners ->> r.name) COLLATE "C", ''))
+                THEN 'updated'
+            ELSE 'stale'
+        END AS o
+        FROM good AS g
+        JOIN oldest AS o ON o.task_vtid = g.task_vtid
+        LEFT JOIN cur AS c ON c.vtid = g.task_vtid
+        LEFT JOIN written AS w ON w.vtid = g.task_vtid
     ) AS q
 ),
 counts AS (

@@ -54,12 +54,12 @@ variable "sweep_time_budget_seconds" {
 }
 
 variable "sweep_batch_size" {
-  description = "Events per sweep batch transaction."
+  description = "Events per sweep batch (one statement, one transaction). 50,000 keeps the database backend near 0.5 GB per batch; 100,000 sweeps faster with about 0.8 GB (BENCHMARKS.md)."
   type        = number
-  default     = 500
+  default     = 50000
   validation {
-    condition     = var.sweep_batch_size >= 1 && var.sweep_batch_size <= 10000
-    error_message = "sweep_batch_size must be between 1 and 10000."
+    condition     = var.sweep_batch_size >= 1 && var.sweep_batch_size <= 500000
+    error_message = "sweep_batch_size must be between 1 and 500000."
   }
 }
 

@@ -7,7 +7,7 @@ from ledger.config import ConfigError, Settings
 
 def test_defaults() -> None:
     s = Settings.from_env({})
-    assert (s.database_url, s.sweep_time_budget_s, s.sweep_batch_size) == (None, 50.0, 500)
+    assert (s.database_url, s.sweep_time_budget_s, s.sweep_batch_size) == (None, 50.0, 50_000)
     assert s.data_dir == Path(".ledger-data") and s.db_iam_auth is True
 
 
@@ -33,7 +33,7 @@ def test_values_are_read_and_blank_means_unset() -> None:
     ("env", "message"),
     [
         ({"SWEEP_BATCH_SIZE": "lots"}, "SWEEP_BATCH_SIZE must be an integer"),
-        ({"SWEEP_BATCH_SIZE": "0"}, "between 1 and 10000"),
+        ({"SWEEP_BATCH_SIZE": "0"}, "between 1 and 500000"),
         ({"SWEEP_TIME_BUDGET_S": "-1"}, "SWEEP_TIME_BUDGET_S must be between"),
         ({"DB_IAM_AUTH": "maybe"}, "true or false"),
         ({"INSTANCE_CONNECTION_NAME": "p:r:i"}, "needs DB_NAME and DB_USER"),
