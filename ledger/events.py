@@ -125,14 +125,15 @@ def check_storable(value: Any, where: str) -> None:
 
 
 def edge_text(data: bytes) -> str:
-    """What the edge passes on: the payload as text once it is strict JSON Postgres can store.
-    The database then decodes it (ledger_decode_json); numbers keep the digits they were sent
-    with."""
+    """What the edge passes on: the payload as text once it is strict JSON within the size
+    limit. The database then decodes it (ledger_decode_json), numbers keeping the digits they
+    were sent with; text Postgres cannot hold (an escaped NUL, a lone surrogate) it refuses
+    itself, and that refusal is recorded like any other."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Rejected("event is not valid UTF-8") from None
-    check_storable(parse_json(text), "event")
+    parse_json(text)
     return text
 
 

@@ -223,32 +223,40 @@ $$;
 CREATE OR REPLACE FUNCTION ledger_parse_time(value text) RETURNS timestamptz
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
-    part text[] := regexp_match(value COLLATE "C",
-        '^([0-9]{4})-([0-9]{2})-([0-9]{2})'
-        '(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]+))?)?'
-        '(Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$');
-    year int; month int; day int; zone text; result timestamptz;
+    -- Shape first (a plain match is cheap; capture groups are not), then fixed positions.
+    shape CONSTANT text := '^[0-9]{4}-[0-9]{2}-[0-9]{2}'
+        '([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?)?$';
+    year int; month int; day int; days int; tail text; zone_at int; zone text;
+    result timestamptz;
 BEGIN
-    IF part IS NULL THEN
+    IF value IS NULL OR NOT value COLLATE "C" ~ shape THEN
         RETURN NULL;
     END IF;
-    year := part[1]::int; month := part[2]::int; day := part[3]::int;
-    IF year < 1 OR month NOT BETWEEN 1 AND 12 OR day < 1
-        OR day > extract(day FROM make_date(year, month, 1) + interval '1 month - 1 day')
-        OR coalesce(part[4]::int, 0) > 23 OR coalesce(part[5]::int, 0) > 59
-        OR coalesce(part[6]::int, 0) > 59
-    THEN
+    year := substr(value, 1, 4)::int;
+    month := substr(value, 6, 2)::int;
+    day := substr(value, 9, 2)::int;
+    days := CASE WHEN month = 2 THEN CASE
+            WHEN year % 4 = 0 AND (year % 100 <> 0 OR year % 400 = 0) THEN 29 ELSE 28 END
+        WHEN month IN (4, 6, 9, 11) THEN 30 ELSE 31 END;
+    IF year < 1 OR month NOT BETWEEN 1 AND 12 OR day NOT BETWEEN 1 AND days THEN
         RETURN NULL;
     END IF;
-    zone := coalesce(part[8], 'Z');
-    IF zone <> 'Z' AND (substr(zone, 2, 2)::int > 15 OR right(zone, 2)::int > 59
-                        AND length(zone) > 3) THEN
-        RETURN NULL;
+    IF length(value) > 10 THEN
+        tail := substr(value, 12);  -- HH:MM[:SS[.f]][zone]
+        IF substr(tail, 1, 2)::int > 23 OR substr(tail, 4, 2)::int > 59
+            OR (substr(tail, 6, 1) = ':' AND substr(tail, 7, 2)::int > 59) THEN
+            RETURN NULL;
+        END IF;
+        zone_at := greatest(strpos(tail, 'Z'), strpos(tail, '+'), strpos(tail, '-'));
+        IF zone_at > 0 THEN
+            zone := substr(tail, zone_at);
+            IF zone <> 'Z' AND (substr(zone, 2, 2)::int > 15
+                OR (length(zone) > 3 AND right(zone, 2)::int > 59)) THEN
+                RETURN NULL;
+            END IF;
+        END IF;
     END IF;
-    result := (part[1] || '-' || part[2] || '-' || part[3] || ' '
-        || coalesce(part[4], '00') || ':' || coalesce(part[5], '00') || ':'
-        || coalesce(part[6], '00') || coalesce('.' || part[7], '')
-        || CASE WHEN zone = 'Z' THEN '+00' ELSE zone END)::timestamptz;
+    result := (value || CASE WHEN zone IS NULL THEN '+00' ELSE '' END)::timestamptz;
     IF result < '0001-01-01 00:00:00+00' OR result >= '10000-01-01 00:00:00+00' THEN
         RETURN NULL;
     END IF;
@@ -300,79 +308,66 @@ $$;
 
 -- An event given as JSON (a Pub/Sub message, an ingest request), decoded (SPEC §2): the first
 -- present of each field's names, null and "" absent, text fields strings, a time by the
--- grammar above; without created_at, `fallback` (the message's publish time) if given.
-CREATE OR REPLACE FUNCTION ledger_decode_json(e jsonb, fallback timestamptz DEFAULT NULL, seq bigint DEFAULT 1)
+-- grammar above; without created_at, `fallback` (the message's publish time) if given. One
+-- jsonpath test checks every text field's type; jsonb_to_record takes the values; the reason
+-- for a field of the wrong type is looked for only when there is one.
+CREATE OR REPLACE FUNCTION ledger_decode_json(e jsonb, fallback timestamptz DEFAULT NULL,
+    seq bigint DEFAULT 1)
 RETURNS ledger_event
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
     d ledger_event;
-    names text[];
-    name text;
+    r record;
+    raw_time text;
+    wrong text;
     value jsonb;
-    raw_time jsonb;
-    texts text[] := '{}';
-    fields CONSTANT text[][] := ARRAY[
-        ARRAY['topic', 'event', 'type'], ARRAY['service', 'source', NULL],
-        ARRAY['status', NULL, NULL], ARRAY['vtid', NULL, NULL], ARRAY['message', NULL, NULL],
-        ARRAY['title', NULL, NULL], ARRAY['ref', NULL, NULL], ARRAY['layer', NULL, NULL],
-        ARRAY['module', NULL, NULL], ARRAY['kind', NULL, NULL], ARRAY['tenant', NULL, NULL],
-        ARRAY['notes', NULL, NULL]];
-    found text;
-    i int;
 BEGIN
     d.seq := seq;
     IF jsonb_typeof(e) IS DISTINCT FROM 'object' THEN
         d.reason := 'event must be a JSON object, got ' || coalesce(jsonb_typeof(e), 'nothing');
         RETURN d;
     END IF;
-    value := e -> 'id';
-    IF value IS NULL OR value IN ('null', '""') THEN
-        d.reason := 'event has no id';
-        RETURN d;
-    ELSIF jsonb_typeof(value) <> 'string' THEN
-        d.reason := 'id must be a string, got ' || jsonb_typeof(value);
+    IF e @? '$.keyvalue() ? (@.key like_regex "^(id|created_at|createdAt|topic|event|type|service|source|status|vtid|message|title|ref|layer|module|kind|tenant|notes)$" && @.value.type() != "string" && @.value.type() != "null")' THEN
+        SELECT k INTO wrong FROM jsonb_object_keys(e) AS k
+        WHERE k = ANY ('{id,created_at,createdAt,topic,event,type,service,source,status,vtid,message,title,ref,layer,module,kind,tenant,notes}')
+          AND jsonb_typeof(e -> k) NOT IN ('string', 'null')
+        ORDER BY array_position('{id,created_at,createdAt,topic,event,type,service,source,status,vtid,message,title,ref,layer,module,kind,tenant,notes}'::text[], k)
+        LIMIT 1;
+        d.reason := wrong || ' must be '
+            || CASE WHEN wrong IN ('created_at', 'createdAt') THEN 'an ISO-8601 string'
+                ELSE 'a string' END || ', got ' || jsonb_typeof(e -> wrong);
         RETURN d;
     END IF;
-    d.id := value #>> '{}';
-    raw_time := coalesce(
-        CASE WHEN e -> 'created_at' NOT IN ('null', '""') THEN e -> 'created_at' END,
-        CASE WHEN e -> 'createdAt' NOT IN ('null', '""') THEN e -> 'createdAt' END);
+    SELECT * INTO r FROM jsonb_to_record(e) AS x(id text, created_at text, "createdAt" text,
+        topic text, event text, type text, service text, source text, status text, vtid text,
+        message text, title text, ref text, layer text, module text, kind text, tenant text,
+        notes text);
+    d.id := nullif(r.id, '');
+    IF d.id IS NULL THEN
+        d.reason := 'event has no id';
+        RETURN d;
+    END IF;
+    raw_time := coalesce(nullif(r.created_at, ''), nullif(r."createdAt", ''));
     IF raw_time IS NULL THEN
         d.created_at := fallback;
         IF fallback IS NULL THEN
             d.reason := 'event has no created_at';
             RETURN d;
         END IF;
-    ELSIF jsonb_typeof(raw_time) <> 'string' THEN
-        d.reason := 'created_at must be an ISO-8601 string, got ' || jsonb_typeof(raw_time);
-        RETURN d;
     ELSE
-        d.created_at := ledger_parse_time(raw_time #>> '{}');
+        d.created_at := ledger_parse_time(raw_time);
         IF d.created_at IS NULL THEN
             d.reason := 'created_at is not an ISO-8601 time (YYYY-MM-DDTHH:MM:SS[.f][Z|+HH:MM]) '
-                || 'between years 1 and 9999: ' || left(raw_time::text, 64);
+                || 'between years 1 and 9999: ' || left(raw_time, 64);
             RETURN d;
         END IF;
     END IF;
-    FOR i IN 1 .. array_length(fields, 1) LOOP
-        found := NULL;
-        FOREACH name IN ARRAY fields[i:i] LOOP
-            CONTINUE WHEN name IS NULL;
-            value := e -> name;
-            CONTINUE WHEN value IS NULL OR value IN ('null', '""');
-            IF jsonb_typeof(value) <> 'string' THEN
-                d.reason := name || ' must be a string, got ' || jsonb_typeof(value);
-                RETURN d;
-            END IF;
-            found := value #>> '{}';
-            EXIT;
-        END LOOP;
-        texts := texts || found;
-    END LOOP;
-    d.type := texts[1]; d.service := coalesce(texts[2], 'unknown'); d.status := texts[3];
-    d.vtid := texts[4]; d.message := texts[5]; d.title := texts[6]; d.ref := texts[7];
-    d.layer := texts[8]; d.module := texts[9]; d.kind := texts[10]; d.tenant := texts[11];
-    d.notes := texts[12];
+    d.type := coalesce(nullif(r.topic, ''), nullif(r.event, ''), nullif(r.type, ''));
+    d.service := coalesce(nullif(r.service, ''), nullif(r.source, ''), 'unknown');
+    d.status := nullif(r.status, ''); d.vtid := nullif(r.vtid, '');
+    d.message := nullif(r.message, ''); d.title := nullif(r.title, '');
+    d.ref := nullif(r.ref, ''); d.layer := nullif(r.layer, ''); d.module := nullif(r.module, '');
+    d.kind := nullif(r.kind, ''); d.tenant := nullif(r.tenant, ''); d.notes := nullif(r.notes, '');
     value := coalesce(
         CASE WHEN e -> 'metadata' NOT IN ('null', '""') THEN e -> 'metadata' END,
         CASE WHEN e -> 'payload' NOT IN ('null', '""') THEN e -> 'payload' END);

@@ -26,6 +26,70 @@ EXCEPTION WHEN duplicate_object THEN NULL;  -- created by an earlier run of this
 END
 $$;
 
+-- The columns a founding event gives when no event sets them explicitly, and the environment
+-- and tenant rules: shared by the batch fold and the single-event state below.
+CREATE OR REPLACE FUNCTION ledger_default_description(title text, message text, type text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT coalesce(title, message, 'Auto-created from OASIS event: ' || coalesce(type, 'unknown'))
+$$;
+
+CREATE OR REPLACE FUNCTION ledger_default_task_type(kind text, type text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT coalesce(kind, type, 'event')
+$$;
+
+CREATE OR REPLACE FUNCTION ledger_environment_of(metadata jsonb)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT coalesce(ledger_meta_text(metadata, 'environment', 'env'), 'dev')
+$$;
+
+CREATE OR REPLACE FUNCTION ledger_tenant_of(tenant text, metadata jsonb)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT coalesce(tenant, ledger_meta_text(metadata, 'tenant'), 'system')
+$$;
+
+-- The writer's own metadata keys for a row it made.
+CREATE OR REPLACE FUNCTION ledger_writer_keys(source_event text, source_type text,
+    last_event_type text, two_or_more boolean)
+RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT jsonb_build_object('autoCreated', true, 'sourceEvent', source_event,
+    'sourceType', source_type)
+    || CASE WHEN two_or_more THEN jsonb_build_object('lastEventType', last_event_type)
+        ELSE '{}' END
+$$;
+
+-- The state of one event on its own (the event function's case): no aggregation needed.
+CREATE OR REPLACE FUNCTION ledger_state_of(e ledger_event) RETURNS ledger_state
+LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+DECLARE
+    registers jsonb := ledger_meta_registers(e.metadata);
+    full_key text COLLATE "C" := e.key || ledger_digest(e.type, e.service, e.status, e.vtid,
+        e.message, e.title, e.ref, e.layer, e.module, e.kind, e.tenant, e.notes, e.metadata);
+    description text := ledger_meta_text(e.metadata, 'description', 'summary');
+    task_family text := ledger_meta_text(e.metadata, 'taskFamily', 'task_family');
+    task_type text := ledger_meta_text(e.metadata, 'taskType', 'task_type');
+    assigned_to text := ledger_meta_text(e.metadata, 'assignedTo', 'assigned_to', 'assignee');
+    names text[] := ARRAY(SELECT jsonb_object_keys(registers));
+BEGIN
+    RETURN ROW(e.task_vtid, e.mapped_status, e.service, ledger_environment_of(e.metadata), e.id,
+        e.created_at,
+        coalesce(description, ledger_default_description(e.title, e.message, e.type)),
+        coalesce(task_family, e.layer, 'auto'),
+        coalesce(task_type, ledger_default_task_type(e.kind, e.type)),
+        assigned_to,
+        ledger_tenant_of(e.tenant, e.metadata),
+        registers || ledger_writer_keys(e.id, e.type, e.type, false),
+        full_key, full_key,
+        jsonb_object(names, array_fill(full_key::text, ARRAY[cardinality(names)]))
+            || jsonb_strip_nulls(jsonb_build_object(
+                'description', CASE WHEN description IS NOT NULL THEN full_key END,
+                'task_family', CASE WHEN task_family IS NOT NULL THEN full_key END,
+                'task_type', CASE WHEN task_type IS NOT NULL THEN full_key END,
+                'assigned_to', CASE WHEN assigned_to IS NOT NULL THEN full_key END)),
+        NULL::jsonb)::ledger_state;
+END
+$$;
+
 -- The fold of a set of events (their keys unique, as ids in the log are), one state per VTID,
 -- rendered as the row it would be on its own. Unreadable, skipped and the writer's own events
 -- are left out. Newest and founding by key; each register by the newest event that sets it.
@@ -100,18 +164,17 @@ xs AS (
         jsonb_object_agg(x.name, k.full_key) AS owners
     FROM x JOIN kept AS k ON k.n = x.n GROUP BY x.vtid
 )
-SELECT n.vtid, nw.mapped_status, nw.service,
-    coalesce(ledger_meta_text(nw.metadata, 'environment', 'env'), 'dev'), nw.id, nw.created_at,
-    coalesce(ledger_meta_text(d.metadata, 'description', 'summary'), f.title, f.message,
-        'Auto-created from OASIS event: ' || coalesce(f.type, 'unknown')),
+SELECT n.vtid, nw.mapped_status, nw.service, ledger_environment_of(nw.metadata), nw.id,
+    nw.created_at,
+    coalesce(ledger_meta_text(d.metadata, 'description', 'summary'),
+        ledger_default_description(f.title, f.message, f.type)),
     coalesce(ledger_meta_text(tf.metadata, 'taskFamily', 'task_family'), f.layer, 'auto'),
-    coalesce(ledger_meta_text(tt.metadata, 'taskType', 'task_type'), f.kind, f.type, 'event'),
+    coalesce(ledger_meta_text(tt.metadata, 'taskType', 'task_type'),
+        ledger_default_task_type(f.kind, f.type)),
     ledger_meta_text(a.metadata, 'assignedTo', 'assigned_to', 'assignee'),
-    coalesce(f.tenant, ledger_meta_text(f.metadata, 'tenant'), 'system'),
+    ledger_tenant_of(f.tenant, f.metadata),
     coalesce(xs."values", '{}') || n.registers
-        || jsonb_build_object('autoCreated', true, 'sourceEvent', f.id, 'sourceType', f.type)
-        || CASE WHEN n.newest <> n.founding
-            THEN jsonb_build_object('lastEventType', nw.type) ELSE '{}' END,
+        || ledger_writer_keys(f.id, f.type, nw.type, n.newest <> n.founding),
     nw.full_key, f.full_key,
     jsonb_object(n.names, array_fill(nw.full_key, ARRAY[cardinality(n.names)]))
         || coalesce(xs.owners, '{}')
@@ -251,10 +314,10 @@ BEGIN
 END
 $$;
 
--- Fold events into the ledger: one INSERT ... ON CONFLICT DO UPDATE whose merge runs inside
+-- Write states into the ledger: one INSERT ... ON CONFLICT DO UPDATE whose merge runs inside
 -- the statement against the row as it is when locked (no read before it, no retry loop), and
--- whose WHERE skips writes that change nothing. Returns the rows written.
-CREATE OR REPLACE FUNCTION ledger_apply_events(events ledger_event[])
+-- whose WHERE skips writes that change nothing. Returns the rows written. Both paths use it.
+CREATE OR REPLACE FUNCTION ledger_write(states ledger_state[])
 RETURNS TABLE (vtid text, created boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -263,7 +326,7 @@ RETURN QUERY
 INSERT INTO vtid_ledger AS l (vtid, status, service, environment, last_event_id,
     last_event_at, description, task_family, task_type, assigned_to, tenant, metadata,
     fold_newest, fold_founding, fold_owners, fold_base, created_at, updated_at)
-SELECT s.*, now(), now() FROM ledger_fold(events) AS s
+SELECT s.*, now(), now() FROM unnest(states) AS s
 ORDER BY s.vtid COLLATE "C"  -- one lock order for every writer
 ON CONFLICT (vtid) DO UPDATE SET
     (status, service, environment, last_event_id, last_event_at, description, task_family,
@@ -275,6 +338,22 @@ ON CONFLICT (vtid) DO UPDATE SET
      FROM ledger_merge(l, EXCLUDED) AS m)
 WHERE ledger_merge_changes(l, EXCLUDED)
 RETURNING l.vtid, l.xmax = 0;
+END
+$$;
+
+-- Fold events into the ledger: one event (the event function) needs no aggregation; a batch
+-- (the sweep) is folded set-based. Either way the states go through ledger_write.
+CREATE OR REPLACE FUNCTION ledger_apply_events(events ledger_event[])
+RETURNS TABLE (vtid text, created boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF cardinality(events) = 1 THEN
+        IF (events[1]).reason IS NULL AND (events[1]).task_vtid IS NOT NULL THEN
+            RETURN QUERY SELECT * FROM ledger_write(ARRAY[ledger_state_of(events[1])]);
+        END IF;
+    ELSE
+        RETURN QUERY SELECT * FROM ledger_write(ARRAY(SELECT f FROM ledger_fold(events) AS f));
+    END IF;
 END
 $$;
 
@@ -292,20 +371,34 @@ $$;
 
 -- The real-time path's counters (projector vtid_ledger_sync), one shard per connection, so
 -- concurrent instances do not queue on one row.
-CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz) RETURNS void
+CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz)
+RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    my_shard smallint := pg_backend_pid() % 16;
 BEGIN
-INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
-    updated, skipped, errors, last_processed_at, last_event_time)
-VALUES ('vtid_ledger_sync', pg_backend_pid() % 16, 1, (outcome = 'created')::int,
-    (outcome = 'updated')::int, (outcome = 'skipped')::int, (outcome = 'rejected')::int,
-    now(), event_time)
-ON CONFLICT (projector_name, shard) DO UPDATE SET
-    events_processed = p.events_processed + 1,
-    created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
-    skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
-    last_processed_at = now(),
-    last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
+    UPDATE projector_progress AS p SET
+        events_processed = p.events_processed + 1,
+        created = p.created + (outcome = 'created')::int,
+        updated = p.updated + (outcome = 'updated')::int,
+        skipped = p.skipped + (outcome = 'skipped')::int,
+        errors = p.errors + (outcome = 'rejected')::int,
+        last_processed_at = now(),
+        last_event_time = greatest(p.last_event_time, event_time)
+    WHERE p.projector_name = 'vtid_ledger_sync' AND p.shard = my_shard;
+    IF NOT FOUND THEN  -- the shard's first event
+        INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
+            updated, skipped, errors, last_processed_at, last_event_time)
+        VALUES ('vtid_ledger_sync', my_shard, 1, (outcome = 'created')::int,
+            (outcome = 'updated')::int, (outcome = 'skipped')::int,
+            (outcome = 'rejected')::int, now(), event_time)
+        ON CONFLICT (projector_name, shard) DO UPDATE SET
+            events_processed = p.events_processed + 1,
+            created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
+            skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
+            last_processed_at = now(),
+            last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
+    END IF;
 END
 $$;
 
@@ -330,7 +423,7 @@ BEGIN
     ELSIF e.task_vtid IS NULL THEN
         outcome := 'skipped';
     ELSE
-        SELECT * INTO written FROM ledger_apply_events(ARRAY[e]);
+        SELECT * INTO written FROM ledger_write(ARRAY[ledger_state_of(e)]);
         outcome := CASE WHEN NOT FOUND THEN 'stale'
             WHEN written.created THEN 'created' ELSE 'updated' END;
     END IF;
