@@ -3,249 +3,249 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ledger.config import ConfigError, Settings
-from ledger.db import Database, Transient, database_url
+from ledger.db import Database, Transient
 
-ROOT = Path(__file__).resolve().parent.parent
+DESCRIPTION = """\
+Keeps vtid_ledger in sync with the OASIS event log (oasis_events).
+
+The database: DATABASE_URL (postgresql://user:pass@host:port/db, or ?host=/socket/dir); else
+INSTANCE_CONNECTION_NAME, DB_NAME and DB_USER (Cloud SQL through the connector, IAM auth unless
+DB_PASS is set); else an embedded Postgres kept in LEDGER_DATA_DIR (default .ledger-data).
+LEDGER_DB_SCHEMA picks a schema. Exit status: 0 done, 1 the command found a problem (drift,
+refused events, a sweep already running), 2 bad usage or configuration, 3 database unavailable.
+"""
 
 
-def _database(settings: Settings) -> Database:
-    return Database(settings)
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive(text)
+    if value > 65534:
+        raise argparse.ArgumentTypeError(f"{value} leaves no room for the event port (+1)")
+    return value
+
+
+def _print(body: Any) -> None:
+    from ledger.timefmt import plain
+
+    print(json.dumps(plain(body), indent=2))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.migrate import migrate
 
-    db = _database(settings)
-    applied = db.run(migrate)
-    print(json.dumps({"ok": True, "applied": applied}))
+    _print({"ok": True, "applied": Database(settings).run(migrate)})
     return 0
-
-
-def function_command(target: str, port: int) -> list[str]:
-    """functions-framework serving one of main.py's functions on a local port."""
-    source = str(ROOT / "main.py")
-    return [sys.executable, "-m", "functions_framework", "--target", target, "--source", source,
-            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
-
-
-def _spawn_function(target: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(function_command(target, port), cwd=ROOT, env=env)
-
-
-_SAMPLE_EVENT = (
-    '{"id":"evt-1","vtid":"VTID-0521","topic":"task_started","created_at":"2025-11-29T10:00:00Z"}'
-)
-SMOKE_EVENT = {
-    "vtid": "VTID-TEST-0521",
-    "type": "task_created",
-    "source": "test",
-    "status": "info",
-    "message": "Test task created",
-}
-"""The seed document's smoke test event, verbatim."""
-
-
-def _banner(settings: Settings, http_port: int, event_port: int) -> str:
-    base = f"http://127.0.0.1:{http_port}"
-    events = f"http://127.0.0.1:{event_port}/"
-    where = "DATABASE_URL" if settings.database_url else f"embedded Postgres in {settings.data_dir}"
-    data = base64.b64encode(_SAMPLE_EVENT.encode()).decode()
-    push = json.dumps({"subscription": "local", "message": {"messageId": "1", "data": data}})
-    return f"""
-VTID ledger writer is running ({where}).
-  HTTP function   {base}  (ledger_http)
-  Event function  {events}  (oasis_event)
-
-Ingest an event, sweep, and read the task:
-  curl -s -X POST {base}/api/v1/events/ingest -H 'content-type: application/json' \\
-       -d '{json.dumps(SMOKE_EVENT, separators=(",", ":"))}'
-  curl -s -X POST {base}/internal/oasis/ledger/sync
-  curl -s '{base}/api/v1/tasks?vtid=VTID-TEST-0521'
-
-Post an event to the event function as a Pub/Sub push would:
-  curl -s -X POST {events} -H 'content-type: application/json' -d '{push}'
-
-Press Ctrl-C to stop."""
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.migrate import migrate
+    from ledger.local.serve import serve
 
-    url = database_url(settings)  # starts the embedded server when nothing else is configured
-    _database(settings).run(migrate)
-    env = dict(os.environ)
-    if url is not None:
-        env["DATABASE_URL"] = url
-    http_port, event_port = args.port, args.port + 1
-    children = [
-        _spawn_function("ledger_http", http_port, env),
-        _spawn_function("oasis_event", event_port, env),
-    ]
-    relayer = None
-    if os.environ.get("PUBSUB_EMULATOR_HOST"):
-        from ledger import relay
-
-        relayer = relay.start(settings, f"http://127.0.0.1:{event_port}/")
-    print(_banner(settings, http_port, event_port), flush=True)
-    stop = False
-
-    def _stop(*_: Any) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        while not stop and all(child.poll() is None for child in children):
-            time.sleep(0.2)
-    finally:
-        if relayer is not None:
-            relayer.stop()
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(timeout=10)
-    if not stop:
-        print("a function process exited; see its output above", file=sys.stderr)
-        return 1
-    return 0
+    return serve(settings, args.port, args.pubsub)
 
 
-def _print(body: Any) -> None:
-    print(json.dumps(body, indent=2, default=str))
-
-
-def _sweep_with_progress(db: Database, label: str, show: bool) -> int:
+def _sweep(db: Database, label: str, progress: bool | None) -> int:
     from ledger import oasis_events, projection_offsets
+    from ledger.local.progress import bar
     from ledger.sweep import SweepRunning, sweep_until_caught_up
-    from ledger.terminal import ProgressBar
 
     def backlog(session: Any) -> int:
         return int(oasis_events.backlog(session, projection_offsets.position(session))["backlog"])
 
-    total = db.run(backlog)
-    bar = ProgressBar(total, label) if show and total >= 2 * db.settings.sweep_batch_size else None
+    shown = None
+    if progress is not False:
+        total = db.run(backlog)
+        shown = bar(total, label, forced=progress is True)
+    done = 0
+
+    def advance(result: Any) -> None:
+        nonlocal done
+        if shown is not None:
+            shown.update(result.counters.processed - done)
+        done = result.counters.processed
+
     try:
-        result = sweep_until_caught_up(
-            db, on_batch=(lambda r: bar.update(r.counters.processed)) if bar else None
-        )
+        result = sweep_until_caught_up(db, on_batch=advance)
     except SweepRunning as exc:
         print(str(exc), file=sys.stderr)
         return 1
     finally:
-        if bar is not None:
-            bar.close()
+        if shown is not None:
+            shown.close()
     _print({"ok": True, "result": result.as_dict()})
     return 0
 
 
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
-    return _sweep_with_progress(_database(settings), "sync", not args.quiet)
+    return _sweep(Database(settings), "sync", args.progress)
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.writer_status import status
 
-    _print(_database(settings).run(status))
+    _print(Database(settings).run(status))
     return 0
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from ledger.timefmt import plain
     from ledger.verify import verify
 
     def work(session: Any) -> int:
         count = 0
         for drift in verify(session):
-            print(json.dumps(asdict(drift), default=str), flush=True)
+            print(json.dumps(plain(asdict(drift)), default=str), flush=True)
             count += 1
         return count
 
-    drifted = _database(settings).run(work)
+    drifted = Database(settings).run(work)
     print(f"{drifted} row(s) drifted from the log", file=sys.stderr)
     return 1 if drifted else 0
-
-
-def cmd_rejections(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger import ledger_rejections
-
-    for row in _database(settings).run(lambda s: ledger_rejections.recent(s, args.limit)):
-        print(json.dumps(row, default=str))
-    return 0
 
 
 def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.sweep import SweepRunning
     from ledger.verify import reset_for_rebuild
 
-    db = _database(settings)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("rebuild empties the ledger first: confirm with --yes", file=sys.stderr)
+            return 2
+        answer = input("Empty the ledger of what the writer made and replay the whole log? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing done", file=sys.stderr)
+            return 1
+    db = Database(settings)
     try:
         reset_for_rebuild(db)
     except SweepRunning as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    return _sweep_with_progress(db, "rebuild", not args.quiet)
+    return _sweep(db, "rebuild", args.progress)
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from ledger import ingest
 
-    db = _database(settings)
+    db = Database(settings)
     if args.event != "-":
-        done = ingest.ingest_one(
-            db, args.event.encode("utf-8", "surrogateescape"), settings.topic_path
-        )
+        raw = args.event.encode("utf-8", "surrogateescape")
+        done = ingest.ingest_one(db, raw, settings.topic_path)
         if done.outcome == "rejected":
             print(f"rejected: {done.reason}", file=sys.stderr)
             return 1
         _print(done.as_dict())
         return 0
-    rejected = 0
+    refused = 0
     for done in ingest.ingest_lines(db, sys.stdin.buffer, settings.topic_path):
         print(json.dumps(done.as_dict()), flush=True)
-        rejected += done.outcome == "rejected"
-    return 1 if rejected else 0
+        refused += done.outcome == "rejected"
+    return 1 if refused else 0
+
+
+def cmd_rejections(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger import ledger_rejections
+    from ledger.timefmt import plain
+
+    for row in Database(settings).run(lambda s: ledger_rejections.recent(s, args.limit)):
+        print(json.dumps(plain(row)))
+    return 0
+
+
+def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.explain import explain
+    from ledger.tasks import BadQuery, parse_vtid
+
+    try:
+        vtid = parse_vtid(args.vtid)
+    except BadQuery as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    found = Database(settings).run(lambda s: explain(s, vtid))
+    if found is None:
+        print(f"{vtid} is not in the ledger", file=sys.stderr)
+        return 1
+    _print(found)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ledger", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
-    serve = sub.add_parser(
-        "serve", help="run both functions locally (embedded Postgres by default)"
+    parser = argparse.ArgumentParser(
+        # ./dev sets LEDGER_PROG so that `./dev serve --help` shows the command that was typed.
+        prog=os.environ.get("LEDGER_PROG") or "python -m ledger",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--port", type=int, default=8080, help="HTTP function port; events on +1")
-    serve.set_defaults(func=cmd_serve)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    command("migrate", cmd_migrate, "apply pending migrations/*.sql, each once, in name order")
+    serve = command(
+        "serve",
+        cmd_serve,
+        "run both functions locally: ledger_http on --port, oasis_event on --port + 1, with the "
+        "embedded Postgres unless DATABASE_URL is set",
+    )
+    serve.add_argument("--port", type=_port, default=8080, help="HTTP function port (default 8080)")
+    serve.add_argument(
+        "--pubsub",
+        action="store_true",
+        help="also run a Pub/Sub emulator (PUBSUB_EMULATOR_HOST's, else Google's pstest) with "
+        "topic PUBSUB_TOPIC (default projects/local/topics/oasis-events), pushed to oasis_event",
+    )
+    progress = argparse.ArgumentParser(add_help=False)
+    progress.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a progress bar on stderr (default: on a terminal, for 100,000 events or more)",
+    )
+    progress.add_argument(
+        "--quiet", dest="progress", action="store_false", help="the same as --no-progress"
+    )
     for name, func, text in [
-        ("sync", cmd_sync, "run the catch-up sweep until caught up"),
-        ("rebuild", cmd_rebuild, "empty the ledger and replay the whole log"),
+        ("sync", cmd_sync, "sweep the log until caught up; prints the totals"),
+        ("rebuild", cmd_rebuild, "empty the ledger of what the writer made, replay the whole log"),
     ]:
-        command = sub.add_parser(name, help=text)
-        command.add_argument("--quiet", action="store_true", help="no progress bar")
-        command.set_defaults(func=func)
-    sub.add_parser("status", help="print the writer's status").set_defaults(func=cmd_status)
-    sub.add_parser(
-        "verify", help="fold the whole log and report rows that differ (exit 1 on drift)"
-    ).set_defaults(func=cmd_verify)
-    rejected = sub.add_parser("rejections", help="list the newest rejected events (JSON lines)")
-    rejected.add_argument("--limit", type=int, default=20)
-    rejected.set_defaults(func=cmd_rejections)
-    ingest = sub.add_parser("ingest", help="store an event (and publish it if PUBSUB_TOPIC is set)")
-    ingest.add_argument("event", help="the event as JSON, or - to read it from stdin")
-    ingest.set_defaults(func=cmd_ingest)
+        p = sub.add_parser(name, help=text, description=text, parents=[progress])
+        p.set_defaults(func=func)
+        if name == "rebuild":
+            p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    command("status", cmd_status, "the writer's status: offset, lag, backlog, recent syncs")
+    command("verify", cmd_verify, "fold the whole log independently; print drifted rows (exit 1)")
+    explain = command(
+        "explain", cmd_explain, "each column of a task's row and the event that set it"
+    )
+    explain.add_argument("vtid", help="the task, e.g. VTID-0521")
+    ingest = command(
+        "ingest",
+        cmd_ingest,
+        "store events (and publish them when PUBSUB_TOPIC is set); exit 1 if any is refused",
+    )
+    ingest.add_argument("event", help="one event as JSON, or - for JSON lines on stdin (one each)")
+    rejected = command("rejections", cmd_rejections, "the newest rejected events, as JSON lines")
+    rejected.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
     return parser
 
 
@@ -260,3 +260,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Transient as exc:
         print(f"database unavailable: {exc}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        return 130

@@ -141,6 +141,9 @@ def _cloud_sql_connect(settings: Settings) -> CoreConnection:
     with _connector_lock:
         if _connector is None:
             # Imported here: a cold start that never reaches Cloud SQL does not pay for it.
+            from ledger.logs import quiet_python_version_notices
+
+            quiet_python_version_notices()
             from google.cloud.sql.connector import Connector, IPTypes
 
             ip_type = IPTypes.PRIVATE if settings.db_private_ip else IPTypes.PUBLIC
@@ -162,7 +165,7 @@ def database_url(settings: Settings) -> str | None:
         return settings.database_url
     if settings.instance_connection_name:
         return None
-    from ledger import embedded
+    from ledger.local import embedded
 
     return embedded.url(settings.data_dir)
 

@@ -16,6 +16,9 @@ def _publisher() -> Any:
     global _client
     with _lock:
         if _client is None:
+            from ledger.logs import quiet_python_version_notices
+
+            quiet_python_version_notices()
             from google.cloud.pubsub_v1 import PublisherClient  # honours PUBSUB_EMULATOR_HOST
 
             _client = PublisherClient()

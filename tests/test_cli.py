@@ -7,16 +7,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from ledger.cli import SMOKE_EVENT
 from ledger.config import Settings
 from ledger.db import Database
-from tests.conftest import ROOT, env_for, event, free_port, run_cli, wait_for_port
+from ledger.local.serve import SMOKE_EVENT
+from tests.conftest import ROOT, env_for, event, free_port, run_cli
 from tests.test_sweep import insert
 
 
@@ -47,10 +48,10 @@ def logged(db: Database) -> Database:
 
 
 def test_sync_shows_progress_and_reports(settings: Settings, logged: Database) -> None:
-    done = run_cli(settings, "sync")
+    done = run_cli(settings, "sync", "--progress")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"]["processed"] == 350
-    assert "sync [" in done.stderr and "350/350 events" in done.stderr
+    assert "sync: 100%" in done.stderr and "350/350" in done.stderr
     status = run_cli(settings, "status")
     assert json.loads(status.stdout)["status"]["events_processed"] == 350
 
@@ -69,9 +70,9 @@ def test_verify_finds_drift_and_rebuild_reproduces_the_ledger(
     [line] = drift.stdout.splitlines()
     assert json.loads(line)["vtid"] == "VTID-0007"
     assert json.loads(line)["columns"]["status"]["ledger"] == "blocked"
-    rebuilt = run_cli(settings, "rebuild")
+    rebuilt = run_cli(settings, "rebuild", "--yes")
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert "rebuild [" in rebuilt.stderr
+    assert "\r" not in rebuilt.stderr  # not a terminal: no progress frames in logs
     assert snapshot(logged) == before
     assert run_cli(settings, "verify").returncode == 0
 
@@ -86,7 +87,7 @@ def test_rebuild_keeps_rows_other_systems_made(settings: Settings, db: Database)
     insert(db, event(vtid="VTID-0001", topic="task_completed"))
     run_cli(settings, "sync", "--quiet")
     before = snapshot(db)
-    assert run_cli(settings, "rebuild").returncode == 0
+    assert run_cli(settings, "rebuild", "--yes").returncode == 0
     assert snapshot(db) == before
     assert before[0]["description"] == "Planned" and before[1]["vtid"] == "VTID-0777"
 
@@ -107,48 +108,221 @@ def test_rejections_lists_the_newest(settings: Settings, db: Database) -> None:
     row = json.loads(line)
     assert (row["source"], row["event_id"]) == ("ingest", "r1")
     assert "JSON object" in row["reason"] and row["raw_start"].startswith('{"id": "r1"')
+    assert row["received_at"].endswith("Z")  # times in one form, as everywhere else
+
+
+def test_ingest_reads_json_lines_answering_each_and_recording_the_bad(
+    settings: Settings, db: Database
+) -> None:
+    good = [json.dumps(event(id=f"l{i}", message="m", vtid=f"VTID-{i:04d}")) for i in range(3000)]
+    lines = [*good[:10], "[1]", "", *good[10:]]
+    done = run_cli(settings, "ingest", "-", stdin="\n".join(lines) + "\n")
+    assert done.returncode == 1  # one was refused
+    answers = [json.loads(x) for x in done.stdout.splitlines()]
+    assert len(answers) == 3001
+    assert answers[10]["ok"] is False and "JSON object" in answers[10]["error"]
+    assert answers[11] == {"ok": True, "event_id": "l10", "published": False}
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 3000
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM ledger_rejections")) == 1
+    again = run_cli(settings, "ingest", "-", stdin="\n".join(good[:5]))
+    assert again.returncode == 0
+    assert all(json.loads(x)["duplicate"] for x in again.stdout.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["rejections", "--limit", "-5"], "-5 is not at least 1"),
+        (["rejections", "--limit", "many"], "'many' is not a whole number"),
+        (["serve", "--port", "70000"], "leaves no room"),
+        (["sync", "--fast"], "unrecognized arguments: --fast"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_a_bad_option_is_one_line_and_exit_2(
+    settings: Settings, args: list[str], error: str
+) -> None:
+    done = run_cli(settings, *args)
+    assert done.returncode == 2 and error in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_help_says_what_each_command_does_and_which_settings_pick_the_database(
+    settings: Settings,
+) -> None:
+    top = run_cli(settings, "--help").stdout
+    for name in (
+        "migrate",
+        "serve",
+        "sync",
+        "status",
+        "verify",
+        "explain",
+        "rebuild",
+        "ingest",
+        "rejections",
+        "DATABASE_URL",
+        "INSTANCE_CONNECTION_NAME",
+        "LEDGER_DATA_DIR",
+    ):
+        assert name in top, name  # fmt: skip
+    sync = run_cli(settings, "sync", "--help").stdout
+    assert "--progress" in sync and "100,000 events" in sync
+    serve = run_cli(settings, "serve", "--help", LEDGER_PROG="./dev").stdout
+    assert serve.startswith("usage: ./dev serve") and "default 8080" in serve
+
+
+def test_rebuild_without_a_terminal_needs_yes(settings: Settings, logged: Database) -> None:
+    run_cli(settings, "sync")
+    done = run_cli(settings, "rebuild")
+    assert done.returncode == 2 and "--yes" in done.stderr
+    assert logged.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 40
+
+
+def answer_rebuild(settings: Settings, answer: str) -> tuple[int, str]:
+    """`rebuild` on a terminal (a pseudo-terminal here), answering its question."""
+    import os
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI with the terminal as stdin, stdout and stderr
+        os.execve(sys.executable, [sys.executable, "-m", "ledger", "rebuild"], env_for(settings))  # noqa: S606
+    seen = b""
+    while b"[y/N]" not in seen:
+        seen += os.read(fd, 1024)
+    os.write(fd, answer.encode() + b"\n")
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_rebuild_on_a_terminal_asks_first(settings: Settings, logged: Database) -> None:
+    run_cli(settings, "sync")
+    code, shown = answer_rebuild(settings, "n")
+    assert code == 1 and "nothing done" in shown
+    assert logged.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 40
+    code, shown = answer_rebuild(settings, "yes")
+    assert code == 0, shown
+    assert '"processed": 350' in shown
+
+
+@dataclass
+class Served:
+    url: str
+    output: Path
+    env: dict[str, str]
+
+    def banner(self) -> str:
+        return self.output.read_text()
+
+    def ledger(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`python -m ledger ARGS` against the same embedded Postgres, as the banner says."""
+        return subprocess.run(
+            [sys.executable, "-m", "ledger", *args], env=self.env, cwd=ROOT,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+
+def start_serve(settings: Settings, tmp_path: Path, *args: str, **env: str) -> Iterator[Served]:
+    """`serve` exactly as the README runs it: no DATABASE_URL, so an embedded Postgres in a
+    fresh data directory. Ready when it prints the banner."""
+    port = free_port()
+    output = tmp_path / "serve.out"
+    environment = env_for(
+        settings, DATABASE_URL="", LEDGER_DB_SCHEMA="", LEDGER_DATA_DIR=str(tmp_path / "pg"), **env
+    )
+    with output.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ledger", "serve", "--port", str(port), *args],
+            env=environment, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "Press Ctrl-C" not in output.read_text():
+        assert proc.poll() is None, output.read_text()
+        assert time.monotonic() < deadline, output.read_text()
+        time.sleep(0.2)
+    yield Served(f"http://127.0.0.1:{port}", output, environment)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == 0, output.read_text()
+    assert "Traceback" not in output.read_text()
+    assert "FutureWarning" not in output.read_text()
 
 
 @pytest.fixture
-def served(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    """`serve` exactly as the README runs it: no DATABASE_URL, so an embedded Postgres."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger", "serve", "--port", str(port)],
-        env=env_for(
-            settings, DATABASE_URL="", LEDGER_DB_SCHEMA="", LEDGER_DATA_DIR=str(tmp_path / "pg")
-        ),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    wait_for_port(port, proc, timeout=60)
-    wait_for_port(port + 1, proc, timeout=60)
-    yield f"http://127.0.0.1:{port}"
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
-    assert "curl -s -X POST" in out  # it told the user how to post an event
+def served(settings: Settings, tmp_path: Path) -> Iterator[Served]:
+    yield from start_serve(settings, tmp_path)
 
 
-def test_serve_fails_when_a_function_cannot_start(settings: Settings, db: Database) -> None:
+@pytest.fixture
+def served_with_pubsub(
+    settings: Settings, tmp_path: Path, pubsub_emulator: str
+) -> Iterator[Served]:
+    yield from start_serve(settings, tmp_path, "--pubsub", PUBSUB_EMULATOR_HOST=pubsub_emulator)
+
+
+def banner_commands(banner: str) -> list[str]:
+    """The curl commands the banner shows, continuation lines joined."""
+    text = banner.replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("curl ")]
+
+
+def test_serve_refuses_a_port_in_use(settings: Settings, db: Database) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         done = run_cli(settings, "serve", "--port", str(port))
-    assert done.returncode == 1 and "exited" in done.stderr
+    assert done.returncode == 1 and f"port {port} is in use" in done.stderr
 
 
-def test_seed_smoke_test_verbatim_against_serve(served: str) -> None:
-    assert requests.post(f"{served}/api/v1/events/ingest", json=SMOKE_EVENT, timeout=30).json()[
-        "ok"
-    ]
-    assert requests.post(f"{served}/internal/oasis/ledger/sync", timeout=30).json()["ok"]
-    deadline = time.monotonic() + 10
-    tasks = requests.get(f"{served}/api/v1/tasks?vtid=VTID-TEST-0521", timeout=30).json()
-    while not tasks["data"] and time.monotonic() < deadline:
-        time.sleep(0.2)
-        tasks = requests.get(f"{served}/api/v1/tasks?vtid=VTID-TEST-0521", timeout=30).json()
+def test_seed_smoke_test_verbatim_against_serve(served: Served) -> None:
+    url = served.url
+    assert requests.post(f"{url}/api/v1/events/ingest", json=SMOKE_EVENT, timeout=30).json()["ok"]
+    assert requests.post(f"{url}/internal/oasis/ledger/sync", timeout=30).json()["ok"]
+    tasks = requests.get(f"{url}/api/v1/tasks?vtid=VTID-TEST-0521", timeout=30).json()
     assert tasks["data"][0]["status"] == "pending"
+
+
+def test_the_banners_commands_work_and_leave_verify_clean(served: Served) -> None:
+    commands = banner_commands(served.banner())
+    assert len(commands) == 5, served.banner()
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, (command, done)
+        acknowledged = done.stdout == "OK"  # the event function's answer to a push
+        assert acknowledged or json.loads(done.stdout).get("ok", True) is True, (command, done)
+    [task] = requests.get(f"{served.url}/api/v1/tasks", timeout=30).json()["data"]
+    assert (task["vtid"], task["status"]) == ("VTID-TEST-0521", "pending")
+    verified = served.ledger("verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_serve_with_pubsub_publishes_what_it_ingests_and_applies_it_at_once(
+    served_with_pubsub: Served,
+) -> None:
+    url = served_with_pubsub.url
+    assert "oasis-events" in served_with_pubsub.banner()
+    stored = requests.post(
+        f"{url}/api/v1/events/ingest", json={**SMOKE_EVENT, "vtid": "VTID-0777"}, timeout=30
+    ).json()
+    assert stored["ok"] and stored["published"] is True
+    deadline = time.monotonic() + 30
+    while True:  # no sync: the emulator pushes it to the event function
+        tasks = requests.get(f"{url}/api/v1/tasks?vtid=VTID-0777", timeout=30).json()["data"]
+        if tasks or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert tasks and tasks[0]["status"] == "pending"
+    metrics = requests.get(f"{url}/metrics", timeout=30).json()["projectors"]
+    assert metrics["vtid_ledger_sync"]["created"] == 1

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import requests
 
-from ledger.cli import SMOKE_EVENT
 from ledger.config import Settings
 from ledger.db import Database
+from ledger.local.serve import SMOKE_EVENT
 from tests.conftest import ROOT, env_for, free_port, ledger_row, wait_for_port
 
 

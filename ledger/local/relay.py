@@ -16,15 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger import logs
-from ledger.config import Settings
 
 log = logs.get("ledger.relay")
-LOCAL_PROJECT = "local"
-LOCAL_TOPIC = f"projects/{LOCAL_PROJECT}/topics/oasis-events"
-
-
-def topic_path(settings: Settings) -> str:
-    return settings.topic_path or LOCAL_TOPIC
 
 
 def subscription_path(topic: str) -> str:
@@ -35,6 +28,7 @@ def subscription_path(topic: str) -> str:
 
 def ensure(topic: str, subscription: str) -> None:
     """Create the topic and the relay's subscription if they are missing."""
+    logs.quiet_python_version_notices()
     from google.api_core.exceptions import AlreadyExists
     from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
@@ -52,8 +46,8 @@ def ensure(topic: str, subscription: str) -> None:
         subscriber.close()
 
 
-def push_envelope(message: Any, subscription: str) -> dict[str, Any]:
-    return {
+def push_envelope(message: Any, subscription: str, attempt: int = 0) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "message": {
             "data": base64.b64encode(message.data).decode(),
             "attributes": dict(message.attributes),
@@ -62,6 +56,9 @@ def push_envelope(message: Any, subscription: str) -> dict[str, Any]:
         },
         "subscription": subscription,
     }
+    if attempt > 0:  # as Pub/Sub sends it: only with a dead-letter policy
+        body["deliveryAttempt"] = attempt
+    return body
 
 
 def post(endpoint: str, body: dict[str, Any]) -> int:
@@ -103,7 +100,12 @@ class Relay:
                 acks: list[str] = []
                 nacks: list[str] = []
                 for received in response.received_messages:
-                    status = post(self.endpoint, push_envelope(received.message, self.subscription))
+                    status = post(
+                        self.endpoint,
+                        push_envelope(
+                            received.message, self.subscription, received.delivery_attempt
+                        ),
+                    )
                     (acks if 200 <= status < 300 else nacks).append(received.ack_id)
                 if acks:
                     subscriber.acknowledge(subscription=self.subscription, ack_ids=acks)
@@ -123,8 +125,8 @@ class Relay:
             self._thread.join(timeout=10)
 
 
-def start(settings: Settings, endpoint: str) -> Relay:
-    topic = topic_path(settings)
+def start(topic: str, endpoint: str) -> Relay:
+    """Create the topic and a subscription if missing, and relay its messages to `endpoint`."""
     subscription = subscription_path(topic)
     ensure(topic, subscription)
     relay = Relay(subscription, endpoint, threading.Event())
