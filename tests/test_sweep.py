@@ -326,7 +326,7 @@ def test_positions_are_transaction_ids_not_text_across_a_new_digit(
     assert sweep(fresh_db, batch_size=4).counters.created == 12
     assert fresh_db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 12
     assert run_cli(fresh_settings, "verify").returncode == 0
-    rebuilt = run_cli(fresh_settings, "rebuild", "--quiet", SWEEP_BATCH_SIZE="4")
+    rebuilt = run_cli(fresh_settings, "rebuild", "--yes", SWEEP_BATCH_SIZE="4")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert json.loads(rebuilt.stdout)["result"]["created"] == 12
     assert run_cli(fresh_settings, "verify").returncode == 0
