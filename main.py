@@ -14,7 +14,10 @@ def oasis_event(cloud_event: CloudEvent) -> None:
     """Pub/Sub → ledger. Returning acknowledges; raising (transient failures only) retries."""
     from ledger import db, realtime
 
-    realtime.handle_cloud_event(db.default(), cloud_event.get_data(), cloud_event.get_attributes())
+    body = flask.request.get_json(silent=True)  # a raw push: its deliveryAttempt
+    realtime.handle_cloud_event(
+        db.default(), cloud_event.get_data(), cloud_event.get_attributes(), body
+    )
 
 
 @functions_framework.http

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -57,14 +59,55 @@ def status(db: Database, request: flask.Request) -> Response:
 
 
 def metrics(db: Database, request: flask.Request) -> Response:
+    """The seed's JSON to JSON clients; Prometheus's text format to Prometheus (whose Accept
+    asks for OpenMetrics first and text/plain next, with */* last)."""
     from ledger.writer_status import metrics as report
     from ledger.writer_status import prometheus
 
     body = db.run(report)
-    best = request.accept_mimetypes.best_match(["application/json", "text/plain"])
-    if best == "text/plain":
+    if _prefers_text(request.headers.get("Accept", "")):
         return prometheus(body), 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
     return body, 200
+
+
+def _quality(accepted: list[tuple[str, float]], mimetype: str) -> float:
+    """The q the Accept header gives a type: its most specific matching entry's (RFC 9110)."""
+    kind = mimetype.split("/", maxsplit=1)[0]
+    best = (-1, 0.0)
+    for entry, q in accepted:
+        specificity = {mimetype: 2, f"{kind}/*": 1, "*/*": 0}.get(entry)
+        if specificity is not None:
+            best = max(best, (specificity, q))
+    return best[1]
+
+
+def _prefers_text(header: str) -> bool:
+    """Prometheus sends `application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;
+    q=0.5,*/*;q=0.1`; werkzeug's matcher compares the version parameters and so misses both
+    types. Parameters other than q are ignored here; a tie (`*/*`, none) means JSON."""
+    accepted: list[tuple[str, float]] = []
+    for part in header.split(","):
+        mimetype, *params = (p.strip().lower() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if mimetype:
+            accepted.append((mimetype, q))
+    if not accepted:
+        return False
+    text = max(_quality(accepted, "text/plain"), _quality(accepted, "application/openmetrics-text"))
+    return text > _quality(accepted, "application/json")
+
+
+def openapi(db: Database, request: flask.Request) -> Response:
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "openapi.json").read_text()), 200
 
 
 def ingest(db: Database, request: flask.Request) -> Response:
@@ -94,14 +137,21 @@ def list_tasks(db: Database, request: flask.Request) -> Response:
     return db.run(lambda s: tasks.list_tasks(s, query)), 200
 
 
-def get_vtid(db: Database, request: flask.Request, raw_vtid: str) -> Response:
+def get_vtid(
+    db: Database, request: flask.Request, raw_vtid: str, explaining: bool = False
+) -> Response:
     from ledger import tasks
 
     try:
         vtid = tasks.parse_vtid(raw_vtid)
     except tasks.BadQuery as exc:
         return _error(400, str(exc))
-    row = db.run(lambda s: tasks.get_task(s, vtid))
+    if explaining:
+        from ledger.explain import explain
+
+        row = db.run(lambda s: explain(s, vtid))
+    else:
+        row = db.run(lambda s: tasks.get_task(s, vtid))
     if row is None:
         return _error(404, f"{vtid} is not in the ledger")
     return {"ok": True, "data": row}, 200
@@ -130,13 +180,15 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/api/v1/tasks": {"GET": list_tasks},
     "/alive": {"GET": alive},
     "/ready": {"GET": ready},
+    "/openapi.json": {"GET": openapi},
 }
 VTID_PREFIX = "/api/v1/vtid/"
+EXPLAIN_SUFFIX = "/explain"
 OPEN_PATHS = frozenset({"/alive"})
 
 
 def _authorised(request: flask.Request, token: str | None) -> bool:
-    if token is None or request.path in OPEN_PATHS:
+    if token is None or (request.path.rstrip("/") or "/") in OPEN_PATHS:
         return True
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
@@ -150,7 +202,10 @@ def _route(db: Database, request: flask.Request) -> Response:
     if path.startswith(VTID_PREFIX) and len(path) > len(VTID_PREFIX):
         if request.method != "GET":
             return _not_allowed(request.method, {"GET"})
-        return get_vtid(db, request, path[len(VTID_PREFIX) :])
+        rest = path[len(VTID_PREFIX) :]
+        if rest.endswith(EXPLAIN_SUFFIX) and len(rest) > len(EXPLAIN_SUFFIX):
+            return get_vtid(db, request, rest[: -len(EXPLAIN_SUFFIX)], explaining=True)
+        return get_vtid(db, request, rest)
     methods = ROUTES.get(path)
     if methods is None:
         return _error(404, f"no route {request.path}")
@@ -179,10 +234,12 @@ def framework_error(error: Any) -> Any:
 def handle(request: flask.Request, db: Database | None = None) -> Any:
     import flask
 
+    started = time.monotonic()
     try:
         db = db or database.default()
         if not _authorised(request, db.settings.api_token):
             response = _error(401, "missing or wrong bearer token")
+            response = (*response, {"WWW-Authenticate": 'Bearer realm="vtid-ledger"'})
         else:
             response = _route(db, request)
     except HttpError as exc:
@@ -195,5 +252,27 @@ def handle(request: flask.Request, db: Database | None = None) -> Any:
         response = _error(500, "internal error; see the function's logs")
     body, status_code, *headers = response
     if isinstance(body, str):
-        return flask.Response(body, status=status_code, headers=headers[0] if headers else None)
-    return flask.make_response(flask.jsonify(body), status_code, headers[0] if headers else {})
+        reply = flask.Response(body, status=status_code, headers=headers[0] if headers else None)
+    else:
+        reply = flask.make_response(flask.jsonify(body), status_code, headers[0] if headers else {})
+    _access_log(request, reply, time.monotonic() - started)
+    return reply
+
+
+def _access_log(request: flask.Request, reply: Any, seconds: float) -> None:
+    """One line per request, in Cloud Logging's httpRequest form."""
+    log.log(
+        logging.WARNING if reply.status_code >= 500 else logging.INFO,
+        f"{request.method} {request.path} {reply.status_code}",
+        extra={
+            "httpRequest": {
+                "requestMethod": request.method,
+                "requestUrl": request.full_path.rstrip("?"),
+                "status": reply.status_code,
+                "responseSize": str(reply.calculate_content_length() or 0),
+                "userAgent": request.headers.get("User-Agent", ""),
+                "remoteIp": request.remote_addr or "",
+                "latency": f"{seconds:.6f}s",
+            }
+        },
+    )

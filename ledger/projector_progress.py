@@ -10,5 +10,10 @@ TOTALS = """
 SELECT coalesce(sum(events_processed), 0)::bigint AS events_processed,
        coalesce(sum(created), 0)::bigint AS created, coalesce(sum(updated), 0)::bigint AS updated,
        coalesce(sum(skipped), 0)::bigint AS skipped, coalesce(sum(errors), 0)::bigint AS errors,
+       coalesce(sum(redelivered), 0)::bigint AS redelivered,
+       coalesce(sum(delivery_lag_seconds_sum), 0)::float8 AS delivery_lag_seconds_sum,
+       coalesce(sum(delivery_lag_count), 0)::bigint AS delivery_lag_count,
+       (array_agg(last_delivery_lag_seconds ORDER BY last_processed_at DESC NULLS LAST)
+           FILTER (WHERE last_delivery_lag_seconds IS NOT NULL))[1] AS last_delivery_lag_seconds,
        max(last_processed_at) AS last_processed_at, max(last_event_time) AS last_event_time
 FROM projector_progress WHERE projector_name = :name"""

@@ -19,6 +19,8 @@ class Message:
     message_id: str | None = None
     publish_time: datetime | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
+    delivery_attempt: int | None = None
+    """Set by Pub/Sub only on subscriptions with a dead-letter policy; 1 on the first delivery."""
 
 
 class BadMessage(Rejected):
@@ -69,4 +71,13 @@ def unwrap(data: Any, fallback_time: datetime | None = None) -> Message:
         message_id=message_id,
         publish_time=publish_time,
         attributes=dict(attributes) if isinstance(attributes, Mapping) else {},
+        delivery_attempt=delivery_attempt(data),
     )
+
+
+def delivery_attempt(body: Any) -> int | None:
+    """`deliveryAttempt` of a push body: present only when the subscription has a dead-letter
+    policy. functions-framework drops it when it turns a push into a CloudEvent, so the event
+    function reads it from the request body itself."""
+    attempt = body.get("deliveryAttempt") if isinstance(body, Mapping) else None
+    return attempt if type(attempt) is int and attempt > 0 else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,11 +20,12 @@ from ledger import ledger_rejections, logs
 from ledger.counters import Outcome
 from ledger.db import Database, Refused, Session
 from ledger.events import Rejected, edge_text
-from ledger.pubsub_message import BadMessage, Message, unwrap
+from ledger.pubsub_message import BadMessage, Message, delivery_attempt, unwrap
 
 APPLY = """
 SELECT outcome, vtid, event_id, reason
-FROM ledger_apply_event(:payload, :message_id, CAST(:publish_time AS timestamptz))"""
+FROM ledger_apply_event(:payload, :message_id, CAST(:publish_time AS timestamptz),
+    CAST(:delivery_attempt AS integer))"""
 
 log = logs.get("ledger.realtime")
 
@@ -53,6 +55,7 @@ def apply(session: Session, message: Message, payload: str) -> dict[str, Any]:
         payload=payload,
         message_id=message.message_id,
         publish_time=message.publish_time,
+        delivery_attempt=message.delivery_attempt,
     )
     return row
 
@@ -77,8 +80,11 @@ def handle_message(db: Database, message: Message) -> Outcome:
     return outcome
 
 
-def handle_cloud_event(db: Database, data: Any, attributes: Mapping[str, Any]) -> Outcome:
-    """Entry for `main.oasis_event`: Eventarc messagePublished events and raw push envelopes."""
+def handle_cloud_event(
+    db: Database, data: Any, attributes: Mapping[str, Any], request_body: Any = None
+) -> Outcome:
+    """Entry for `main.oasis_event`: Eventarc messagePublished events and raw push envelopes
+    (`request_body`, the push as it arrived, carries what the CloudEvent conversion drops)."""
     fallback = attributes.get("time")
     fallback_time = None
     if isinstance(fallback, str):
@@ -93,4 +99,5 @@ def handle_cloud_event(db: Database, data: Any, attributes: Mapping[str, Any]) -
         db.run(lambda s: ledger_rejections.record_pushed(s, reason, raw, None, None))
         log.warning("message rejected", extra={"reason": reason})
         return Outcome.REJECTED
-    return handle_message(db, message)
+    attempt = message.delivery_attempt or delivery_attempt(request_body)
+    return handle_message(db, replace(message, delivery_attempt=attempt))

@@ -94,7 +94,9 @@ def apply_batch(session: Session, batch_size: int) -> Batch:
             [row] = session.call(BATCH, batch_size=1)
             one = Batch.of(row)
         except Refused as exc:
-            session.call(REJECT_NEXT, reason=f"database refused the event: {exc.reason}")
+            reason = f"database refused the event: {exc.reason}"
+            [refused] = session.call(REJECT_NEXT, reason=reason)
+            log.warning("event rejected", extra={"reason": reason, **refused, "source": "sweep"})
             one = Batch(1, Counters(processed=1, errors=1))
         if one.read == 0:
             break
@@ -141,6 +143,13 @@ def _run(
         if batch.read == 0:
             break
         result.add(batch)
+        if batch.counters.errors:
+            # Decoded and recorded inside the batch statement; the reasons are in the table.
+            log.warning(
+                "events rejected",
+                extra={"count": batch.counters.errors, "source": "sweep",
+                       "see": "python -m ledger rejections, or table ledger_rejections"},
+            )  # fmt: skip
         if on_batch is not None:
             on_batch(result)
         if batch.read < batch_size:

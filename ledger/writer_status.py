@@ -36,12 +36,18 @@ def _oldest_open_transaction(session: Session) -> dict[str, Any] | None:
     return row
 
 
-def status(session: Session) -> dict[str, Any]:
-    offset = projection_offsets.read(session)
+def _backlog(session: Session, offset: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """What the sweep has yet to apply, and the age of its oldest event: the sweep's lag."""
     backlog = oasis_events.backlog(session, projection_offsets.position_of(offset))
     lag = 0.0
     if backlog["backlog"] and backlog["oldest"] is not None:
         lag = max(0.0, (datetime.now(UTC) - backlog["oldest"]).total_seconds())
+    return backlog, round(lag, 3)
+
+
+def status(session: Session) -> dict[str, Any]:
+    offset = projection_offsets.read(session)
+    backlog, lag = _backlog(session, offset)
     held_back = int(backlog["held_back"])
     horizon = session.scalar(HORIZON_XID)
     report: dict[str, Any] = {
@@ -50,7 +56,7 @@ def status(session: Session) -> dict[str, Any]:
         "last_processed_at": iso(offset["last_processed_at"]),
         "last_event_id": offset["last_event_id"],
         "last_event_time": iso(offset["last_event_time"]),
-        "lag_seconds": round(lag, 3),
+        "lag_seconds": lag,
         "backlog": int(backlog["backlog"]),
         "held_back": held_back,
         # Readable only below this transaction id; it names the blocker even when the database
@@ -71,52 +77,81 @@ def status(session: Session) -> dict[str, Any]:
 
 
 def metrics(session: Session) -> dict[str, Any]:
+    """The seed's shape, plus each path's lag and, for the real-time path, redeliveries."""
     realtime = session.one(projector_progress.TOTALS, name=projector_progress.PROJECTOR)
     assert realtime is not None
     writer = projection_offsets.read(session)
+    backlog, lag = _backlog(session, writer)
     keys = ("events_processed", "created", "updated", "skipped", "errors")
+    last_lag = realtime["last_delivery_lag_seconds"]
     return {
         "projectors": {
             projector_progress.PROJECTOR: {
                 **{k: int(realtime[k]) for k in keys},
                 "last_processed_at": iso(realtime["last_processed_at"]),
                 "last_event_time": iso(realtime["last_event_time"]),
+                # publish to applied, for the newest event; a mean from the sum and count
+                "lag_seconds": None if last_lag is None else round(last_lag, 3),
+                "delivery_lag_seconds_sum": round(realtime["delivery_lag_seconds_sum"], 3),
+                "delivery_lag_count": int(realtime["delivery_lag_count"]),
+                "redelivered": int(realtime["redelivered"]),
             },
             projection_offsets.PROJECTOR: {
                 **{k: int(writer[k] or 0) for k in keys},
                 "last_processed_at": iso(writer["last_processed_at"]),
                 "last_event_time": iso(writer["last_event_time"]),
+                "lag_seconds": lag,
+                "backlog": int(backlog["backlog"]),
             },
         },
         "timestamp": now(),
     }
 
 
+def _samples(report: dict[str, Any], spec: tuple[str, str, str, str]) -> list[str]:
+    key, kind, metric, help_text = spec
+    values = [(p, v[key]) for p, v in report["projectors"].items() if v.get(key) is not None]
+    if not values:
+        return []
+    lines = [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
+    for projector, value in values:
+        number = value
+        if isinstance(value, str):  # a time
+            number = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        lines.append(f'{metric}{{projector="{projector}"}} {_number(number)}')
+    return lines
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.3f}"
+
+
 def prometheus(report: dict[str, Any]) -> str:
-    """The metrics in Prometheus' text exposition format."""
+    """The metrics in Prometheus's text exposition format (0.0.4)."""
     lines: list[str] = []
-    counters = {
-        "events_processed": "Events processed (created, updated, stale, skipped or rejected).",
-        "created": "Events that created a ledger row.",
-        "updated": "Events that changed a ledger row.",
-        "skipped": "Events without a valid VTID.",
-        "errors": "Events rejected as unreadable.",
-    }
-    for name, help_text in counters.items():
-        metric = f"vtid_ledger_{name}_total"
-        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
-        for projector, values in report["projectors"].items():
-            lines.append(f'{metric}{{projector="{projector}"}} {values[name]}')
-    gauges = {
-        "last_processed_at": "Unix time the projector last processed an event.",
-        "last_event_time": "created_at of the newest event the projector processed, Unix time.",
-    }
-    for name, help_text in gauges.items():
-        metric = f"vtid_ledger_{name}_seconds"
-        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
-        for projector, values in report["projectors"].items():
-            stamp = values[name]
-            if stamp is not None:
-                seconds = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-                lines.append(f'{metric}{{projector="{projector}"}} {seconds:.3f}')
+    for spec in (
+        ("events_processed", "counter", "vtid_ledger_events_processed_total",
+         "Events processed (created, updated, stale, skipped or rejected)."),
+        ("created", "counter", "vtid_ledger_created_total", "Events that created a ledger row."),
+        ("updated", "counter", "vtid_ledger_updated_total", "Events that changed a ledger row."),
+        ("skipped", "counter", "vtid_ledger_skipped_total", "Events without a valid VTID."),
+        ("errors", "counter", "vtid_ledger_errors_total",
+         "Events rejected as unreadable (recorded in ledger_rejections)."),
+        ("redelivered", "counter", "vtid_ledger_redelivered_total",
+         "Messages delivered again after a failed or timed-out attempt (deliveryAttempt > 1); "
+         "they precede dead letters."),
+        ("delivery_lag_seconds_sum", "counter", "vtid_ledger_delivery_lag_seconds_sum",
+         "Sum of publish-to-applied seconds of the real-time path."),
+        ("delivery_lag_count", "counter", "vtid_ledger_delivery_lag_seconds_count",
+         "Events in vtid_ledger_delivery_lag_seconds_sum."),
+        ("lag_seconds", "gauge", "vtid_ledger_lag_seconds",
+         "Real-time: publish to applied for the newest event. Sweep: age of the oldest event "
+         "not yet swept (0 when caught up)."),
+        ("backlog", "gauge", "vtid_ledger_backlog_events", "Events the sweep has yet to apply."),
+        ("last_processed_at", "gauge", "vtid_ledger_last_processed_at_seconds",
+         "Unix time the projector last processed an event."),
+        ("last_event_time", "gauge", "vtid_ledger_last_event_time_seconds",
+         "created_at of the newest event the projector processed, Unix time."),
+    ):  # fmt: skip
+        lines += _samples(report, spec)
     return "\n".join(lines) + "\n"

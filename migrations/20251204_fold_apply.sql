@@ -369,13 +369,25 @@ BEGIN
 END
 $$;
 
+ALTER TABLE projector_progress
+    ADD COLUMN IF NOT EXISTS redelivered bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS delivery_lag_seconds_sum double precision NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS delivery_lag_count bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS last_delivery_lag_seconds double precision;
+
 -- The real-time path's counters (projector vtid_ledger_sync), one shard per connection, so
--- concurrent instances do not queue on one row.
-CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz)
+-- concurrent instances do not queue on one row. A delivery attempt
+-- above 1 means an earlier attempt failed or timed out: a rising count is what precedes dead
+-- letters. The lag is publish to applied, the real-time path's own latency.
+CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz,
+    publish_time timestamptz DEFAULT NULL, delivery_attempt integer DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     my_shard smallint := pg_backend_pid() % 16;
+    again int := (coalesce(delivery_attempt, 1) > 1)::int;
+    lag double precision :=
+        greatest(0, extract(epoch FROM clock_timestamp() - publish_time))::double precision;
 BEGIN
     UPDATE projector_progress AS p SET
         events_processed = p.events_processed + 1,
@@ -383,19 +395,31 @@ BEGIN
         updated = p.updated + (outcome = 'updated')::int,
         skipped = p.skipped + (outcome = 'skipped')::int,
         errors = p.errors + (outcome = 'rejected')::int,
+        redelivered = p.redelivered + again,
+        delivery_lag_seconds_sum = p.delivery_lag_seconds_sum + coalesce(lag, 0),
+        delivery_lag_count = p.delivery_lag_count + (lag IS NOT NULL)::int,
+        last_delivery_lag_seconds = coalesce(lag, p.last_delivery_lag_seconds),
         last_processed_at = now(),
         last_event_time = greatest(p.last_event_time, event_time)
     WHERE p.projector_name = 'vtid_ledger_sync' AND p.shard = my_shard;
     IF NOT FOUND THEN  -- the shard's first event
         INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
-            updated, skipped, errors, last_processed_at, last_event_time)
+            updated, skipped, errors, redelivered, delivery_lag_seconds_sum, delivery_lag_count,
+            last_delivery_lag_seconds, last_processed_at, last_event_time)
         VALUES ('vtid_ledger_sync', my_shard, 1, (outcome = 'created')::int,
             (outcome = 'updated')::int, (outcome = 'skipped')::int,
-            (outcome = 'rejected')::int, now(), event_time)
+            (outcome = 'rejected')::int, again, coalesce(lag, 0), (lag IS NOT NULL)::int, lag,
+            now(), event_time)
         ON CONFLICT (projector_name, shard) DO UPDATE SET
             events_processed = p.events_processed + 1,
             created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
             skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
+            redelivered = p.redelivered + EXCLUDED.redelivered,
+            delivery_lag_seconds_sum =
+                p.delivery_lag_seconds_sum + EXCLUDED.delivery_lag_seconds_sum,
+            delivery_lag_count = p.delivery_lag_count + EXCLUDED.delivery_lag_count,
+            last_delivery_lag_seconds =
+                coalesce(EXCLUDED.last_delivery_lag_seconds, p.last_delivery_lag_seconds),
             last_processed_at = now(),
             last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
     END IF;
@@ -405,7 +429,8 @@ $$;
 -- The real-time path (SPEC §6): one published event, given as the JSON text the edge checked
 -- (strict JSON, size), applied in one call: decoded, rejected or skipped and counted, or
 -- folded into its row. Returns created, updated, stale, skipped, rejected or ignored.
-CREATE OR REPLACE FUNCTION ledger_apply_event(payload text, message_id text, publish_time timestamptz)
+CREATE OR REPLACE FUNCTION ledger_apply_event(payload text, message_id text,
+    publish_time timestamptz, delivery_attempt integer)
 RETURNS TABLE (outcome text, vtid text, event_id text, reason text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -427,7 +452,7 @@ BEGIN
         outcome := CASE WHEN NOT FOUND THEN 'stale'
             WHEN written.created THEN 'created' ELSE 'updated' END;
     END IF;
-    PERFORM ledger_count_realtime(outcome, e.created_at);
+    PERFORM ledger_count_realtime(outcome, e.created_at, publish_time, delivery_attempt);
     RETURN QUERY SELECT outcome, e.task_vtid, e.id, e.reason;
 END
 $$;

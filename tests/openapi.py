@@ -29,6 +29,7 @@ def _registry() -> Registry:
 
 
 def _operation(path: str, method: str) -> dict[str, Any]:
+    path = path.rstrip("/") or "/"  # the API ignores a trailing slash, as its document says
     for template, item in document()["paths"].items():
         pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
         if re.match(pattern, path):

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import requests
 
-from ledger.cli import SMOKE_EVENT
 from ledger.config import Settings
 from ledger.db import Database
+from ledger.local.serve import SMOKE_EVENT
 from tests.conftest import FunctionServer, env_for, event, free_port, ledger_row
 from tests.openapi import check
 
@@ -228,7 +228,9 @@ ROUTES = [
     ("POST", "/api/v1/events/ingest"),
     ("GET", "/api/v1/tasks"),
     ("GET", "/api/v1/vtid/VTID-0001"),
+    ("GET", "/api/v1/vtid/VTID-0001/explain"),
     ("GET", "/ready"),
+    ("GET", "/openapi.json"),
 ]
 
 
@@ -238,9 +240,11 @@ def test_every_route_but_alive_needs_the_token(guarded: FunctionServer) -> None:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             response = call(guarded, method, path, headers=headers, json={})
             assert response.status_code == 401, (method, path, headers)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
         authorised = call(guarded, method, path, headers=good, json=full())
         assert authorised.status_code != 401
     assert call(guarded, "GET", "/alive").status_code == 200
+    assert call(guarded, "GET", "/alive/").status_code == 200
 
 
 def kill_every_connection(db: Database) -> None:
@@ -276,3 +280,116 @@ def test_every_route_answers_normally_right_after_the_database_dropped_all_conne
     pushed = send_push(event_function, push_body(json.dumps(event(vtid="VTID-0999")).encode()))
     assert pushed.status_code == 200, event_function.output()
     assert db.run(lambda s: ledger_row(s, "VTID-0999")) is not None
+
+
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "text"),
+    [
+        (PROMETHEUS_ACCEPT, True),  # what Prometheus itself sends
+        ("text/plain", True),
+        ("text/plain;version=0.0.4", True),
+        ("*/*", False),  # curl
+        ("application/json", False),
+        ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", False),  # a browser
+        (None, False),
+    ],
+)
+def test_metrics_answer_prometheus_in_its_text_format_and_json_clients_in_json(
+    http_function: FunctionServer, accept: str | None, text: bool
+) -> None:
+    headers = {} if accept is None else {"Accept": accept}
+    response = call(http_function, "GET", "/metrics", headers=headers)
+    assert response.status_code == 200
+    if text:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert "# TYPE vtid_ledger_events_processed_total counter" in response.text
+    else:
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert set(response.json()["projectors"]) == {"vtid_ledger_sync", "vtid_ledger_writer"}
+
+
+def test_metrics_report_each_paths_lag_and_the_redeliveries_that_precede_dead_letters(
+    http_function: FunctionServer, event_function: FunctionServer
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.test_main_oasis_event import push_body, send_push
+
+    published = (datetime.now(UTC) - timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
+    retried = {**push_body(json.dumps(event()).encode(), published), "deliveryAttempt": 3}
+    assert send_push(event_function, retried).status_code == 200
+    first = {**push_body(json.dumps(event()).encode(), published), "deliveryAttempt": 1}
+    assert send_push(event_function, first).status_code == 200
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    ingest(http_function, full(created_at=hour_ago))  # not swept yet
+
+    projectors = call(http_function, "GET", "/metrics").json()["projectors"]
+    realtime, sweep = projectors["vtid_ledger_sync"], projectors["vtid_ledger_writer"]
+    assert realtime["redelivered"] == 1 and realtime["delivery_lag_count"] == 2
+    assert 30 <= realtime["lag_seconds"] < 120
+    assert 60 <= realtime["delivery_lag_seconds_sum"] < 240
+    assert sweep["backlog"] == 1 and 3600 <= sweep["lag_seconds"] < 3700
+
+    text = call(http_function, "GET", "/metrics", headers={"Accept": PROMETHEUS_ACCEPT}).text
+    assert 'vtid_ledger_redelivered_total{projector="vtid_ledger_sync"} 1' in text
+    assert 'vtid_ledger_backlog_events{projector="vtid_ledger_writer"} 1' in text
+    assert 'vtid_ledger_delivery_lag_seconds_count{projector="vtid_ledger_sync"} 2' in text
+    call(http_function, "POST", "/internal/oasis/ledger/sync")
+    swept = call(http_function, "GET", "/metrics").json()["projectors"]["vtid_ledger_writer"]
+    assert (swept["backlog"], swept["lag_seconds"]) == (0, 0)
+
+
+def test_the_openapi_document_is_served(http_function: FunctionServer) -> None:
+    from tests.openapi import document
+
+    assert call(http_function, "GET", "/openapi.json").json() == document()
+
+
+def test_each_request_logs_one_access_line_in_cloud_loggings_form(
+    http_function: FunctionServer,
+) -> None:
+    call(http_function, "GET", "/api/v1/tasks?limit=2", headers={"User-Agent": "probe/1"})
+    requests.get(http_function.url("/nope"), timeout=30)
+    lines = [json.loads(x) for x in http_function.output().splitlines() if x.startswith("{")]
+    access = [x["httpRequest"] for x in lines if "httpRequest" in x]
+    assert {"requestMethod": "GET", "requestUrl": "/api/v1/tasks?limit=2", "status": 200,
+            "userAgent": "probe/1"}.items() <= access[-2].items()  # fmt: skip
+    assert access[-1]["status"] == 404 and access[-1]["latency"].endswith("s")
+    assert all(x["severity"] in ("INFO", "WARNING", "ERROR") for x in lines)
+
+
+def test_a_rejected_ingest_is_logged_with_its_reason(http_function: FunctionServer) -> None:
+    ingest(http_function, {**SMOKE_EVENT, "metadata": [1]})
+    lines = [json.loads(x) for x in http_function.output().splitlines() if x.startswith("{")]
+    [rejected] = [x for x in lines if x["message"] == "event rejected"]
+    assert rejected["severity"] == "WARNING" and "JSON object" in rejected["reason"]
+    assert rejected["source"] == "ingest"
+
+
+def test_ndjson_ingest_answers_each_line_stores_the_good_and_records_the_bad(
+    http_function: FunctionServer, db: Database
+) -> None:
+    good = [json.dumps(full(id=f"n{i}", vtid=f"VTID-{i:04d}")) for i in range(2500)]
+    lines = [*good[:1000], "{not json", "", json.dumps(full(vtid="VTID-X")), *good[1000:]]
+    response = call(
+        http_function,
+        "POST",
+        "/api/v1/events/ingest",
+        data="\n".join([*lines, good[0]]).encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/x-ndjson")
+    answers = [json.loads(x) for x in response.text.splitlines()]
+    assert len(answers) == 2503  # one per non-blank line, in order
+    assert answers[999] == {"ok": True, "event_id": "n999", "published": False}
+    assert answers[1000]["ok"] is False and "not valid JSON" in answers[1000]["error"]
+    assert answers[1001]["ok"] is False and "VTID-X" in answers[1001]["error"]
+    assert answers[-1] == {"ok": True, "event_id": "n0", "duplicate": True}
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 2500
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM ledger_rejections")) == 2
