@@ -1,4 +1,4 @@
-"""What applying one event did, and the counters of SPEC §5."""
+"""What applying one event did, and the counters of docs/behaviour.md §4."""
 
 from __future__ import annotations
 

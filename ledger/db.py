@@ -1,4 +1,4 @@
-"""Connections: the three configurations of SPEC §9, a small pool, and error classification.
+"""Connections (the three configurations in README, Configuration), a pool, error classes.
 
 Connections are made on first use and kept for later invocations. A connection that fails with
 a connection-level error is thrown away; the next use opens a new one.

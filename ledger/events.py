@@ -1,4 +1,4 @@
-"""OASIS events (SPEC §2): the edge's strict JSON, and the reference decoder.
+"""OASIS events (docs/behaviour.md §1): the edge's strict JSON, and the reference decoder.
 
 Production decoding runs in Postgres (`ledger_decode_json`, `ledger_decode_row` in
 migrations/). This module keeps an independent Python version of the same rules: `verify` and

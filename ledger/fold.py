@@ -1,4 +1,4 @@
-"""The fold (SPEC §5): a ledger row as a pure function of the set of its events.
+"""The fold (docs/behaviour.md §4): a ledger row as a pure function of the set of its events.
 
 This is the reference: production folds inside Postgres (`ledger_fold` and `ledger_merge` in
 migrations/), and `verify` and the differential tests hold those to this.
@@ -187,7 +187,7 @@ def apply(state: State | None, event: Event) -> State:
 
 
 def fold_events(events: Iterable[Event], base: Base | None = None) -> State | None:
-    """The SPEC's definition read literally: sort the distinct events, take newest and founding,
+    """The definition read literally: sort the distinct events, take newest and founding,
     and for each register the newest event that carries it. Tests hold `merge` to this."""
     distinct = {event_key(e): e for e in events}
     if not distinct:

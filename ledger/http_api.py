@@ -1,4 +1,4 @@
-"""`ledger_http` (SPEC §8): routes, auth, and errors as JSON, never a traceback."""
+"""`ledger_http` (docs/http-api.md): routes, auth, and errors as JSON, never a traceback."""
 
 from __future__ import annotations
 

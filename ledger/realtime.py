@@ -1,4 +1,4 @@
-"""The real-time path (SPEC §6): apply one published event with one statement.
+"""The real-time path (docs/behaviour.md §5): apply one published event with one statement.
 
 The edge stays here: unwrap the push, base64, strict JSON, the size limit. Then one prepared
 call of `ledger_apply_event` (migrations/) in autocommit decodes the event, records it if it is

@@ -1,4 +1,4 @@
-"""The catch-up sweep (SPEC §7): apply `oasis_events` from the stored offset, batch by batch.
+"""The catch-up sweep (docs/behaviour.md §6): apply `oasis_events` from the offset, batch by batch.
 
 Each batch is one statement in its own transaction (`ledger_sweep_batch` in migrations/): it
 reads the next events in commit order below the snapshot horizon, decodes them, records the

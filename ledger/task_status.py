@@ -1,4 +1,4 @@
-"""Event type and status → a task's ledger status, and status priority (SPEC §4).
+"""Event type and status → a task's ledger status, and status priority (docs/behaviour.md §3).
 
 The reference version of `ledger_status_of` and `ledger_priority` in migrations/."""
 

@@ -1,4 +1,4 @@
-"""VTID extraction and validation (SPEC §3)."""
+"""VTID extraction and validation (docs/behaviour.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- The rules of SPEC §2-§4 as SQL functions: the one production implementation, used by the
+-- The rules of docs/behaviour.md §1-§3 as SQL functions: the one production implementation, used by the
 -- real-time path and the sweep alike. `ledger/events.py`, `vtid.py`, `task_status.py` and
 -- `fold.py` keep an independent Python version that verify and the tests hold these to.
 --
@@ -49,7 +49,7 @@ SELECT btrim(value, E' \t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\u0085\u00a0\u1680\u2000\u2
     || E'\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000')
 $$;
 
--- SPEC §3. Candidates are trimmed and upper-cased (ASCII letters only: a VTID is ASCII).
+-- docs/behaviour.md §2. Candidates are trimmed and upper-cased (ASCII letters only: a VTID is ASCII).
 CREATE OR REPLACE FUNCTION ledger_vtid_normalise(candidate text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 SELECT upper(ledger_trim(candidate) COLLATE "C")
@@ -92,7 +92,7 @@ SELECT CASE WHEN vtid IS NOT NULL THEN ledger_vtid_checked(ledger_vtid_normalise
     ELSE ledger_vtid_without_field(metadata, ref, message) END
 $$;
 
--- SPEC §4: the event type looked up exactly and lower-cased ('.' and '_' alike), else the
+-- docs/behaviour.md §3: the event type looked up exactly and lower-cased ('.' and '_' alike), else the
 -- event status lower-cased, else active.
 CREATE OR REPLACE FUNCTION ledger_status_of(event_type text, event_status text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -138,7 +138,7 @@ $$;
 -- declared STABLE: the planner inlines a SQL function only when it is no more volatile than
 -- its body, and inlining is what makes these cheap per event.)
 --
--- An event's place in the fold's order (SPEC §5: created_at, priority, id) as text that sorts
+-- An event's place in the fold's order (docs/behaviour.md §4: created_at, priority, id) as text that sorts
 -- bytewise (COLLATE "C") exactly as the tuple does: a fixed-width UTC time, one priority digit,
 -- then the id escaped and terminated so that no key is a prefix of another (\x01 becomes
 -- \x01\x02, then \x01\x01 ends it). Ids unique in the log make this a total order within a
@@ -174,7 +174,7 @@ SELECT coalesce(
     CASE WHEN jsonb_typeof(metadata -> c) = 'string' THEN nullif(metadata ->> c, '') END)
 $$;
 
--- The metadata keys an event carries into the row (SPEC §5): all but the column keys and the
+-- The metadata keys an event carries into the row (docs/behaviour.md §4): all but the column keys and the
 -- writer's own, and none whose value is null or "" (absent). Nested values are kept as they are.
 CREATE OR REPLACE FUNCTION ledger_meta_registers(metadata jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
@@ -264,7 +264,7 @@ BEGIN
 END
 $$;
 
--- A row of oasis_events, decoded (SPEC §2). Columns are text already; the checks left are the
+-- A row of oasis_events, decoded (docs/behaviour.md §1). Columns are text already; the checks left are the
 -- time's range and the metadata's shape. A set-returning SQL function so that the planner
 -- inlines it into the sweep's statement (OFFSET 0 keeps each step evaluated once per row).
 CREATE OR REPLACE FUNCTION ledger_decode_row(
@@ -306,7 +306,7 @@ FROM (
 ) AS r
 $$;
 
--- An event given as JSON (a Pub/Sub message, an ingest request), decoded (SPEC §2): the first
+-- An event given as JSON (a Pub/Sub message, an ingest request), decoded (docs/behaviour.md §1): the first
 -- present of each field's names, null and "" absent, text fields strings, a time by the
 -- grammar above; without created_at, `fallback` (the message's publish time) if given. One
 -- jsonpath test checks every text field's type; jsonb_to_record takes the values; the reason

@@ -1,4 +1,4 @@
--- The fold (SPEC §5) and the statements that apply it. Both paths call ledger_apply_events:
+-- The fold (docs/behaviour.md §4) and the statements that apply it. Both paths call ledger_apply_events:
 -- the event function with one event, the sweep with a batch.
 
 -- What the fold gives for one VTID: the ledger columns it determines and its state.
@@ -426,7 +426,7 @@ BEGIN
 END
 $$;
 
--- The real-time path (SPEC §6): one published event, given as the JSON text the edge checked
+-- The real-time path (docs/behaviour.md §5): one published event, given as the JSON text the edge checked
 -- (strict JSON, size), applied in one call: decoded, rejected or skipped and counted, or
 -- folded into its row. Returns created, updated, stale, skipped, rejected or ignored.
 CREATE OR REPLACE FUNCTION ledger_apply_event(payload text, message_id text,

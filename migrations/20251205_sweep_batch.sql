@@ -1,4 +1,4 @@
--- The catch-up sweep's batch (SPEC §7) as one statement: read the next events in commit order
+-- The catch-up sweep's batch (docs/behaviour.md §6) as one statement: read the next events in commit order
 -- below the snapshot horizon, decode them, record rejections, fold them into the ledger,
 -- count each event's outcome and advance the offset, all in the caller's one transaction.
 --

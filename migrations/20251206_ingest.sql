@@ -1,10 +1,10 @@
--- POST /api/v1/events/ingest and `python -m ledger ingest` (SPEC §8): an event decoded by the
+-- POST /api/v1/events/ingest and `python -m ledger ingest` (docs/http-api.md): an event decoded by the
 -- same rules as every other, refused when it could never become a row, else stored in
 -- oasis_events (the type in both topic and event, the service in both service and source: the
 -- platform's readers use either name). A refusal is recorded in ledger_rejections.
 --
 -- Returns stored, duplicate (an event with that id is stored already) or rejected (with the
--- reason), and the event as published (SPEC §2 names).
+-- reason), and the event as published (docs/behaviour.md §1 names).
 CREATE OR REPLACE FUNCTION ledger_ingest(payload text, received_at timestamptz)
 RETURNS TABLE (outcome text, event_id text, reason text, wire jsonb)
 LANGUAGE plpgsql AS $$

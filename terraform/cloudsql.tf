@@ -87,7 +87,7 @@ resource "google_sql_database_instance" "ledger" {
       value = "ddl,role"
     }
     database_flags {
-      # A transaction left open holds the sweep back (SPEC §7); end forgotten idle ones.
+      # A transaction left open holds the sweep back (docs/behaviour.md §6); end forgotten idle ones.
       name  = "idle_in_transaction_session_timeout"
       value = "600000"
     }

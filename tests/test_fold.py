@@ -47,6 +47,22 @@ def test_spec_worked_example() -> None:
     )
 
 
+def test_docs_worked_example_then_an_older_event() -> None:
+    """docs/behaviour.md's continuation: an older event arrives after the example."""
+    older = {"id": "evt-100", "vtid": "VTID-0521", "topic": "task_created", "title": "Ship it",
+             "created_at": "2025-11-29T09:00:00Z"}  # fmt: skip
+    row = row_of(json.loads(WORKED_EXAMPLE), older)
+    assert (row.status, row.last_event_id) == ("complete", "evt-123")
+    assert (row.description, row.task_family, row.task_type) == ("Ship it", "deployment", "backend")
+    assert row.metadata == {
+        "autoCreated": True,
+        "sourceEvent": "evt-100",
+        "sourceType": "task_created",
+        "lastEventType": "deployment_succeeded",
+        "environment": "dev",
+    }
+
+
 def test_newest_by_time_then_priority_then_id() -> None:
     t = "2025-11-29T10:00:00Z"
     done = event(id="a", topic="task_completed", created_at=t)
