@@ -186,6 +186,21 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.roles import GrantError, grant
+
+    if not (args.writer or args.operator):
+        print("name at least one --writer or --operator user", file=sys.stderr)
+        return 2
+    try:
+        done = Database(settings).run(lambda s: grant(s, args.writer, args.operator))
+    except GrantError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    _print(done.as_dict())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         # ./dev sets LEDGER_PROG so that `./dev serve --help` shows the command that was typed.
@@ -201,6 +216,28 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     command("migrate", cmd_migrate, "apply pending migrations/*.sql, each once, in name order")
+    granting = command(
+        "grant",
+        cmd_grant,
+        "make database users members of the ledger's roles (run as the tables' owner, with "
+        "CREATEROLE: postgres on Cloud SQL); also grants pg_monitor to the operator role if "
+        "allowed",
+    )
+    granting.add_argument(
+        "--writer",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="the event function's user: reads the log, writes the ledger (repeatable)",
+    )
+    granting.add_argument(
+        "--operator",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="the HTTP function's or an operator's user: also sweeps, ingests, rebuilds "
+        "(repeatable)",
+    )
     serve = command(
         "serve",
         cmd_serve,

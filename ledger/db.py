@@ -30,7 +30,10 @@ _NOT_MIGRATED = ("42P01", "42883", "42704")
 # Worth retrying: the connection, the server going down, resources, a deadlock or a timeout.
 _TRANSIENT_CLASSES = ("08", "53", "40", "57")
 _CONNECT_TIMEOUT_S = 10
-NOT_MIGRATED = "the database is not migrated: run python -m ledger migrate"
+NOT_MIGRATED = (
+    "the database is not migrated, or this user may not use its schema: run python -m ledger "
+    "migrate, then python -m ledger grant"
+)
 
 
 class Transient(RuntimeError):
@@ -42,6 +45,11 @@ class NotMigrated(Transient):
 
     def __init__(self) -> None:
         super().__init__(NOT_MIGRATED)
+
+
+class NotPermitted(Transient):
+    """The database user lacks a privilege (SQLSTATE 42501): `python -m ledger grant` fixes it,
+    so the path retries rather than dropping the event."""
 
 
 class Refused(Exception):
@@ -84,6 +92,10 @@ def classify(exc: Exception) -> Exception:
         return Refused(describe(exc))
     if code in _NOT_MIGRATED:
         return NotMigrated()
+    if code == "42501":
+        return NotPermitted(
+            f"database: {describe(exc)} (the user needs a ledger role: python -m ledger grant)"
+        )
     if code[:2] in _TRANSIENT_CLASSES and not is_connection_error(exc):
         return Transient(f"database: {describe(exc)}")
     return exc
