@@ -28,6 +28,7 @@ FROM ledger_apply_event(:payload, :message_id, CAST(:publish_time AS timestamptz
     CAST(:delivery_attempt AS integer))"""
 
 log = logs.get("ledger.realtime")
+SOURCE = "pubsub"  # as ledger_rejections.source names this path
 
 
 def _event_id(data: bytes) -> str | None:
@@ -44,7 +45,8 @@ def _reject(db: Database, reason: str, raw: bytes, message_id: str | None) -> Ou
     event_id = _event_id(raw)
     db.run(lambda s: ledger_rejections.record_pushed(s, reason, raw, event_id, message_id))
     log.warning(
-        "event rejected", extra={"reason": reason, "event_id": event_id, "message_id": message_id}
+        "event rejected",
+        extra={"reason": reason, "event_id": event_id, "message_id": message_id, "source": SOURCE},
     )
     return Outcome.REJECTED
 
@@ -74,7 +76,7 @@ def handle_message(db: Database, message: Message) -> Outcome:
     outcome = Outcome(row["outcome"])
     fields = {"event_id": row["event_id"], "vtid": row["vtid"], "outcome": outcome.value}
     if outcome is Outcome.REJECTED:
-        log.warning("event rejected", extra={**fields, "reason": row["reason"]})
+        log.warning("event rejected", extra={**fields, "reason": row["reason"], "source": SOURCE})
     else:
         log.info("event applied", extra=fields)
     return outcome
@@ -97,7 +99,7 @@ def handle_cloud_event(
     except BadMessage as exc:
         reason, raw = exc.reason, exc.raw
         db.run(lambda s: ledger_rejections.record_pushed(s, reason, raw, None, None))
-        log.warning("message rejected", extra={"reason": reason})
+        log.warning("message rejected", extra={"reason": reason, "source": SOURCE})
         return Outcome.REJECTED
     attempt = message.delivery_attempt or delivery_attempt(request_body)
     return handle_message(db, replace(message, delivery_attempt=attempt))

@@ -193,8 +193,20 @@ def sweep(
             db.run(lambda s: projection_offsets.mark_failed(s, error))
         raise
     if not result.busy:
-        log.info("sweep finished", extra={"result": result.as_dict()})
+        log.info("sweep finished", extra={"result": result.as_dict(), **_lag(db)})
     return result
+
+
+def _lag(db: Database) -> dict[str, Any]:
+    """What is left after the sweep, for the log-based lag metric and its alert (terraform/)."""
+    from ledger.writer_status import sweep_lag
+
+    try:
+        backlog, lag = db.run(sweep_lag)
+    except Exception as exc:  # noqa: BLE001 - the sweep is done; a missing figure is not fatal
+        log.warning("sweep lag unknown", extra={"error": str(exc)})
+        return {}
+    return {"backlog": backlog, "lag_seconds": lag}
 
 
 def sweep_until_caught_up(

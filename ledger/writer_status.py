@@ -45,6 +45,12 @@ def _backlog(session: Session, offset: dict[str, Any]) -> tuple[dict[str, Any], 
     return backlog, round(lag, 3)
 
 
+def sweep_lag(session: Session) -> tuple[int, float]:
+    """Events not yet swept, and the age of the oldest of them (0 when caught up)."""
+    backlog, lag = _backlog(session, projection_offsets.read(session))
+    return int(backlog["backlog"]), lag
+
+
 def status(session: Session) -> dict[str, Any]:
     offset = projection_offsets.read(session)
     backlog, lag = _backlog(session, offset)

@@ -95,12 +95,23 @@ resource "google_sql_database_instance" "ledger" {
     insights_config {
       query_insights_enabled = true
     }
+
+    maintenance_window {
+      day          = var.database_maintenance_window.day
+      hour         = var.database_maintenance_window.hour
+      update_track = var.database_maintenance_window.update_track
+    }
   }
 
   lifecycle {
     precondition {
       condition     = local.connections_needed <= local.connection_budget
       error_message = "max_instances x concurrency of both functions exceeds database_max_connections - database_reserved_connections."
+    }
+    precondition {
+      # ENTERPRISE_PLUS runs only on performance-optimised tiers, which ENTERPRISE refuses.
+      condition     = (var.database_edition == "ENTERPRISE_PLUS") == startswith(var.database_tier, "db-perf-optimized-")
+      error_message = "database_tier does not fit database_edition: ENTERPRISE_PLUS takes db-perf-optimized-N-* tiers, ENTERPRISE takes db-custom-*, db-f1-micro or db-g1-small."
     }
   }
 

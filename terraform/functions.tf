@@ -18,9 +18,10 @@ resource "google_cloudfunctions2_function" "event" {
   labels      = local.labels
 
   build_config {
-    runtime         = var.runtime
-    entry_point     = "oasis_event"
-    service_account = google_service_account.builder.id
+    runtime           = var.runtime
+    entry_point       = "oasis_event"
+    service_account   = google_service_account.builder.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -52,7 +53,7 @@ resource "google_cloudfunctions2_function" "event" {
     }
   }
 
-  depends_on = [google_project_iam_member.builder]
+  depends_on = [time_sleep.builder_roles_propagate]
 }
 
 resource "google_cloudfunctions2_function" "http" {
@@ -63,9 +64,10 @@ resource "google_cloudfunctions2_function" "http" {
   labels      = local.labels
 
   build_config {
-    runtime         = var.runtime
-    entry_point     = "ledger_http"
-    service_account = google_service_account.builder.id
+    runtime           = var.runtime
+    entry_point       = "ledger_http"
+    service_account   = google_service_account.builder.id
+    docker_repository = google_artifact_registry_repository.functions.id
     source {
       storage_source {
         bucket = google_storage_bucket.source.name
@@ -100,5 +102,5 @@ resource "google_cloudfunctions2_function" "http" {
     }
   }
 
-  depends_on = [google_project_iam_member.builder]
+  depends_on = [time_sleep.builder_roles_propagate]
 }

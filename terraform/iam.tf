@@ -3,14 +3,9 @@
 locals {
   database_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
   database_condition = {
-    title      = "only-${var.name_prefix}-pg"
-    expression = "resource.name == 'projects/${var.project_id}/instances/${var.name_prefix}-pg' && resource.service == 'sqladmin.googleapis.com'"
+    title      = "only-${google_sql_database_instance.ledger.name}"
+    expression = "resource.name == 'projects/${var.project_id}/instances/${google_sql_database_instance.ledger.name}' && resource.service == 'sqladmin.googleapis.com'"
   }
-  builder_roles = [
-    "roles/logging.logWriter",
-    "roles/artifactregistry.writer",
-    "roles/storage.objectViewer",
-  ]
 }
 
 # Cloud SQL roles exist only at project level; the condition narrows them to this instance.
@@ -36,11 +31,56 @@ resource "google_project_iam_member" "http_function_database" {
   }
 }
 
-resource "google_project_iam_member" "builder" {
-  for_each = toset(local.builder_roles)
+# The builder writes logs (no narrower resource than the project), pushes images to the
+# module's repository only, and reads sources from the two buckets only.
+resource "google_project_iam_member" "builder_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = google_service_account.builder.member
+}
+
+resource "google_artifact_registry_repository_iam_member" "builder_pushes_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = google_service_account.builder.member
+}
+
+resource "google_project_iam_member" "builder_reads_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = google_service_account.builder.member
+  condition {
+    title = "only-${var.name_prefix}-sources"
+    # Cloud Functions stages the uploaded source in a bucket of its own before the build.
+    description = "The module's source bucket and the one Cloud Functions stages sources in."
+    expression  = "resource.name.startsWith('projects/_/buckets/${google_storage_bucket.source.name}') || resource.name.startsWith('projects/_/buckets/gcf-v2-sources-${data.google_project.this.number}-${var.region}')"
+  }
+}
+
+# IAM grants take a minute or two to reach Cloud Build; a first apply on a new project would
+# otherwise start the build before the builder may read its source.
+resource "time_sleep" "builder_roles_propagate" {
+  create_duration = "90s"
+  triggers = {
+    logs    = google_project_iam_member.builder_logs.id
+    images  = google_artifact_registry_repository_iam_member.builder_pushes_images.id
+    sources = google_project_iam_member.builder_reads_sources.id
+  }
+}
+
+# Operators reach the database through the Cloud SQL connector with their own credentials
+# (DEPLOY.md: migrate and grant as postgres), on this instance only.
+resource "google_project_iam_member" "operators_database" {
+  for_each = toset(var.operators)
   project  = var.project_id
-  role     = each.value
-  member   = google_service_account.builder.member
+  role     = "roles/cloudsql.client"
+  member   = each.value
+  condition {
+    title      = local.database_condition.title
+    expression = local.database_condition.expression
+  }
 }
 
 # Ingest publishes to the topic.
@@ -83,19 +123,19 @@ resource "google_cloud_run_v2_service_iam_member" "http_invoker_operators" {
 resource "google_service_account_iam_member" "pubsub_mints_push_tokens" {
   service_account_id = google_service_account.push.name
   role               = "roles/iam.serviceAccountTokenCreator"
-  member             = local.pubsub_agent
+  member             = google_project_service_identity.pubsub.member
 }
 
 resource "google_pubsub_topic_iam_member" "pubsub_dead_letters" {
   project = var.project_id
   topic   = google_pubsub_topic.dead_letter.name
   role    = "roles/pubsub.publisher"
-  member  = local.pubsub_agent
+  member  = google_project_service_identity.pubsub.member
 }
 
 resource "google_pubsub_subscription_iam_member" "pubsub_acks_dead_letters" {
   project      = var.project_id
   subscription = google_pubsub_subscription.push.name
   role         = "roles/pubsub.subscriber"
-  member       = local.pubsub_agent
+  member       = google_project_service_identity.pubsub.member
 }

@@ -26,7 +26,6 @@ locals {
   # Function timeout and scheduler deadline sit above the sweep's own budget, so a sweep always
   # ends by itself (committing its last batch) before anything cuts it off.
   http_timeout_seconds = var.sweep_time_budget_seconds + 30
-  pubsub_agent         = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
 
 data "google_project" "this" {
@@ -38,4 +37,13 @@ resource "google_project_service" "apis" {
   project            = var.project_id
   service            = each.value
   disable_on_destroy = false
+}
+
+# Pub/Sub's service agent signs the push subscription's OIDC tokens and moves dead letters.
+# Enabling the API does not always create it before the IAM grants that name it; this does.
+resource "google_project_service_identity" "pubsub" {
+  provider   = google-beta
+  project    = var.project_id
+  service    = "pubsub.googleapis.com"
+  depends_on = [google_project_service.apis]
 }

@@ -1,11 +1,11 @@
 output "event_function_url" {
   description = "URL of the Pub/Sub push target (oasis_event)."
-  value       = google_cloudfunctions2_function.event.url
+  value       = google_cloudfunctions2_function.event.service_config[0].uri
 }
 
 output "http_function_url" {
   description = "URL of ledger_http: POST /internal/oasis/ledger/sync, GET /internal/oasis/ledger/status, ..."
-  value       = google_cloudfunctions2_function.http.url
+  value       = google_cloudfunctions2_function.http.service_config[0].uri
 }
 
 output "topic" {
@@ -24,7 +24,7 @@ output "instance_connection_name" {
 }
 
 output "database_users" {
-  description = "IAM database users of the two functions (grant them the tables after migrating)."
+  description = "IAM database users of the two functions: after migrating, python -m ledger grant --writer <event_function> --operator <http_function>."
   value = {
     event_function = google_sql_user.event_function.name
     http_function  = google_sql_user.http_function.name

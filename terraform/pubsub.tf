@@ -24,11 +24,13 @@ resource "google_pubsub_subscription" "push" {
   ack_deadline_seconds       = 60
   message_retention_duration = var.message_retention
 
+  # The gen2 function's Cloud Run URI, as the provider's gen2 examples push to; the token's
+  # audience is the same URI, which Cloud Run checks.
   push_config {
-    push_endpoint = google_cloudfunctions2_function.event.url
+    push_endpoint = google_cloudfunctions2_function.event.service_config[0].uri
     oidc_token {
       service_account_email = google_service_account.push.email
-      audience              = google_cloudfunctions2_function.event.url
+      audience              = google_cloudfunctions2_function.event.service_config[0].uri
     }
   }
 

@@ -8,16 +8,17 @@ resource "google_cloud_scheduler_job" "sweep" {
   attempt_deadline = "${local.http_timeout_seconds}s"
 
   retry_config {
-    # The next scheduled run is the retry; a sweep that found another running returns 409.
+    # The next scheduled run is the retry. A sweep that finds another one running answers 200
+    # with busy: true, so a failed run here is a real failure (database down, timeout).
     retry_count = 0
   }
 
   http_target {
     http_method = "POST"
-    uri         = "${google_cloudfunctions2_function.http.url}/internal/oasis/ledger/sync"
+    uri         = "${google_cloudfunctions2_function.http.service_config[0].uri}/internal/oasis/ledger/sync"
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = google_cloudfunctions2_function.http.url
+      audience              = google_cloudfunctions2_function.http.service_config[0].uri
     }
   }
 

@@ -82,6 +82,19 @@ variable "event_function" {
     condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.event_function.ingress)
     error_message = "event_function.ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
   }
+  validation {
+    # Cloud Run's quantities: 512Mi, 1Gi, 2G; "512" alone would mean bytes.
+    condition     = can(regex("^[1-9][0-9]*(Mi|Gi|M|G)$", var.event_function.memory))
+    error_message = "event_function.memory must be a quantity such as 512Mi or 1Gi."
+  }
+  validation {
+    condition     = can(regex("^([1-9][0-9]*|0\\.[0-9]+)$", var.event_function.cpu))
+    error_message = "event_function.cpu must be a number of CPUs such as 1, 2 or 0.5."
+  }
+  validation {
+    condition     = var.event_function.concurrency >= 1 && var.event_function.concurrency <= 1000
+    error_message = "event_function.concurrency must be between 1 and 1000."
+  }
 }
 
 variable "http_function" {
@@ -103,15 +116,38 @@ variable "http_function" {
     condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.http_function.ingress)
     error_message = "http_function.ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
   }
+  validation {
+    # Cloud Run's quantities: 512Mi, 1Gi, 2G; "512" alone would mean bytes.
+    condition     = can(regex("^[1-9][0-9]*(Mi|Gi|M|G)$", var.http_function.memory))
+    error_message = "http_function.memory must be a quantity such as 512Mi or 1Gi."
+  }
+  validation {
+    condition     = can(regex("^([1-9][0-9]*|0\\.[0-9]+)$", var.http_function.cpu))
+    error_message = "http_function.cpu must be a number of CPUs such as 1, 2 or 0.5."
+  }
+  validation {
+    condition     = var.http_function.concurrency >= 1 && var.http_function.concurrency <= 1000
+    error_message = "http_function.concurrency must be between 1 and 1000."
+  }
 }
 
 variable "runtime" {
-  description = "Cloud Functions Python runtime."
+  description = "Cloud Functions Python runtime. requirements.lock is resolved for python312."
   type        = string
-  default     = "python311"
+  default     = "python312"
   validation {
-    condition     = can(regex("^python3(1[1-9])$", var.runtime))
-    error_message = "runtime must be python311 or newer."
+    condition     = can(regex("^python3(1[2-9])$", var.runtime))
+    error_message = "runtime must be python312 or newer (google.api_core drops Python 3.11 in 2027)."
+  }
+}
+
+variable "source_retention_days" {
+  description = "Days to keep each uploaded source archive and each built image (the ten newest images are always kept)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.source_retention_days >= 1
+    error_message = "source_retention_days must be at least 1."
   }
 }
 
@@ -126,9 +162,13 @@ variable "dead_letter_max_attempts" {
 }
 
 variable "message_retention" {
-  description = "How long the push and dead-letter subscriptions keep unacknowledged messages."
+  description = "How long the topics and subscriptions keep messages, in seconds with an s (Pub/Sub allows 600s to 604800s on a subscription)."
   type        = string
   default     = "604800s"
+  validation {
+    condition     = can(regex("^[0-9]+s$", var.message_retention)) && try(tonumber(trimsuffix(var.message_retention, "s")) >= 600 && tonumber(trimsuffix(var.message_retention, "s")) <= 604800, false)
+    error_message = "message_retention must be seconds with an s, from 600s to 604800s (7 days)."
+  }
 }
 
 variable "dead_letter_alert_age_seconds" {
@@ -138,9 +178,27 @@ variable "dead_letter_alert_age_seconds" {
 }
 
 variable "notification_channels" {
-  description = "Monitoring notification channel ids for the dead-letter alert."
+  description = "Monitoring notification channels (projects/P/notificationChannels/N) every alert notifies. Empty: alerts open incidents that notify no one."
   type        = list(string)
   default     = []
+}
+
+variable "alerts" {
+  description = "Alert thresholds: sweep lag, age of the oldest undelivered push message, the functions' 5xx share, Cloud SQL CPU and disk utilisation (0-1), connections as a share of max_connections."
+  type = object({
+    sweep_lag_seconds           = optional(number, 600)
+    sweep_silence_seconds       = optional(number, 900)
+    push_oldest_unacked_seconds = optional(number, 600)
+    error_ratio                 = optional(number, 0.05)
+    database_cpu                = optional(number, 0.8)
+    database_disk               = optional(number, 0.8)
+    database_connections        = optional(number, 0.8)
+  })
+  default = {}
+  validation {
+    condition     = alltrue([for v in [var.alerts.error_ratio, var.alerts.database_cpu, var.alerts.database_disk, var.alerts.database_connections] : v > 0 && v <= 1])
+    error_message = "alerts.error_ratio and the database_* thresholds are shares between 0 and 1."
+  }
 }
 
 variable "database_version" {
@@ -154,15 +212,37 @@ variable "database_version" {
 }
 
 variable "database_tier" {
-  description = "Cloud SQL machine tier."
+  description = "Cloud SQL machine tier: db-custom-CPUS-MB (or db-f1-micro, db-g1-small) for ENTERPRISE, db-perf-optimized-N-CPUS for ENTERPRISE_PLUS."
   type        = string
   default     = "db-custom-1-3840"
 }
 
 variable "database_edition" {
-  description = "Cloud SQL edition."
+  description = "Cloud SQL edition, ENTERPRISE or ENTERPRISE_PLUS; it must match database_tier (checked before apply)."
   type        = string
   default     = "ENTERPRISE"
+  validation {
+    condition     = contains(["ENTERPRISE", "ENTERPRISE_PLUS"], var.database_edition)
+    error_message = "database_edition must be ENTERPRISE or ENTERPRISE_PLUS."
+  }
+}
+
+variable "database_maintenance_window" {
+  description = "When Cloud SQL may restart the instance for maintenance: day 1-7 (Monday is 1), hour 0-23 UTC, update_track canary, stable or week5."
+  type = object({
+    day          = optional(number, 7)
+    hour         = optional(number, 3)
+    update_track = optional(string, "stable")
+  })
+  default = {}
+  validation {
+    condition     = var.database_maintenance_window.day >= 1 && var.database_maintenance_window.day <= 7 && var.database_maintenance_window.hour >= 0 && var.database_maintenance_window.hour <= 23
+    error_message = "database_maintenance_window needs day 1-7 and hour 0-23."
+  }
+  validation {
+    condition     = contains(["canary", "stable", "week5"], var.database_maintenance_window.update_track)
+    error_message = "database_maintenance_window.update_track must be canary, stable or week5."
+  }
 }
 
 variable "database_availability_type" {
@@ -176,7 +256,7 @@ variable "database_availability_type" {
 }
 
 variable "database_max_connections" {
-  description = "The instance's max_connections flag: the connection budget the functions must fit in."
+  description = "The instance's max_connections flag: the connection budget the functions must fit in. Changing it restarts the instance."
   type        = number
   default     = 200
 }

@@ -474,3 +474,24 @@ def test_an_older_event_that_sets_nothing_leaves_a_row_another_system_made_alone
     assert db.run(lambda s: s.scalar(version)) == before  # not rewritten
     row = db.run(lambda s: ledger_row(s, "VTID-0001"))
     assert row is not None and row["metadata"] is None and row["status"] == "complete"
+
+
+def test_each_sweep_logs_what_is_left_for_the_lag_alert(db: Database) -> None:
+    """terraform/monitoring.tf alerts on lag_seconds of these lines (a log-based metric)."""
+    import logging
+
+    from ledger.logs import CloudLoggingFormatter
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(CloudLoggingFormatter().format(record))  # type: ignore[method-assign]
+    logging.getLogger("ledger.sweep").addHandler(handler)
+    try:
+        store(db, *(event(id=f"l{i}", created_at="2025-11-29T10:00:00Z") for i in range(3)))
+        sweep(db, batch_size=2, budget_s=0)  # out of time after one batch
+        sweep(db, batch_size=2)
+    finally:
+        logging.getLogger("ledger.sweep").removeHandler(handler)
+    finished = [x for x in map(json.loads, lines) if x["message"] == "sweep finished"]
+    assert [x["backlog"] for x in finished] == [1, 0]
+    assert finished[0]["lag_seconds"] > 86400 and finished[1]["lag_seconds"] == 0

@@ -106,10 +106,11 @@ def test_push_subscription_to_the_event_function_and_the_dead_letter_topic(modul
     push = one(module, "google_pubsub_subscription", "push")
     dead_topic = one(module, "google_pubsub_topic", "dead_letter")
     assert push["topic"] == one(module, "google_pubsub_topic", "events")["id"]
-    assert ref(push["push_config"]["push_endpoint"]) == "google_cloudfunctions2_function.event.url"
+    uri = "google_cloudfunctions2_function.event.service_config.[0].uri"  # the Cloud Run URI
+    assert ref(push["push_config"]["push_endpoint"]) == uri
     oidc = push["push_config"]["oidc_token"]
     assert ref(oidc["service_account_email"]) == "google_service_account.push.email"
-    assert ref(oidc["audience"]) == "google_cloudfunctions2_function.event.url"
+    assert ref(oidc["audience"]) == uri
     assert push["dead_letter_policy"]["dead_letter_topic"] == dead_topic["id"]
     assert push["dead_letter_policy"]["max_delivery_attempts"] == 10
     assert push["expiration_policy"]["ttl"] == ""
@@ -120,27 +121,24 @@ def test_push_subscription_to_the_event_function_and_the_dead_letter_topic(modul
     assert "push_config" not in kept  # a pull subscription: dead letters wait for an operator
 
 
-def test_pubsub_service_agent_can_dead_letter(module: Module) -> None:
-    agent = (
-        "serviceAccount:service-${data.google_project.this.number}"
-        "@gcp-sa-pubsub.iam.gserviceaccount.com"
-    )
-    assert next(b for b in module["locals"] if "pubsub_agent" in b)["pubsub_agent"] == agent
+def test_pubsub_service_agent_is_created_and_can_dead_letter(module: Module) -> None:
+    identity = one(module, "google_project_service_identity", "pubsub")
+    assert identity["service"] == "pubsub.googleapis.com"
+    assert identity["__tfmeta"].get("provider", "google-beta") == "google-beta"
+    agent = "google_project_service_identity.pubsub.member"
     publisher = one(module, "google_pubsub_topic_iam_member", "pubsub_dead_letters")
     assert publisher["topic"] == "vtid-ledger-oasis-events-dead-letter"
-    assert (publisher["role"], ref(publisher["member"])) == (
-        "roles/pubsub.publisher",
-        "local.pubsub_agent",
-    )
+    assert (publisher["role"], ref(publisher["member"])) == ("roles/pubsub.publisher", agent)
     subscriber = one(module, "google_pubsub_subscription_iam_member", "pubsub_acks_dead_letters")
     assert subscriber["subscription"] == "vtid-ledger-oasis-events-push"
-    assert (subscriber["role"], ref(subscriber["member"])) == (
-        "roles/pubsub.subscriber",
-        "local.pubsub_agent",
-    )
+    assert (subscriber["role"], ref(subscriber["member"])) == ("roles/pubsub.subscriber", agent)
     minter = one(module, "google_service_account_iam_member", "pubsub_mints_push_tokens")
     assert ref(minter["service_account_id"]) == "google_service_account.push.name"
-    assert minter["role"] == "roles/iam.serviceAccountTokenCreator"
+    assert (minter["role"], ref(minter["member"])) == (
+        "roles/iam.serviceAccountTokenCreator",
+        agent,
+    )
+    assert "provider   = google-beta" in (MODULE / "main.tf").read_text()
 
 
 def test_scheduler_calls_the_sweep_with_oidc_and_a_deadline_above_the_budget(
@@ -150,8 +148,10 @@ def test_scheduler_calls_the_sweep_with_oidc_and_a_deadline_above_the_budget(
     job = one(module, "google_cloud_scheduler_job", "sweep")
     target = job["http_target"]
     assert target["http_method"] == "POST"
-    assert target["uri"] == "${google_cloudfunctions2_function.http.url}/internal/oasis/ledger/sync"
-    assert ref(target["oidc_token"]["audience"]) == "google_cloudfunctions2_function.http.url"
+    uri = "google_cloudfunctions2_function.http.service_config.[0].uri"
+    assert target["uri"] == "${" + uri.replace(".[0]", "[0]") + "}/internal/oasis/ledger/sync"
+    assert ref(target["oidc_token"]["audience"]) == uri
+    assert job["retry_config"]["retry_count"] == 0  # busy answers 200: a failure is a failure
     assert (
         ref(target["oidc_token"]["service_account_email"])
         == "google_service_account.scheduler.email"
@@ -168,7 +168,11 @@ def test_functions_run_as_their_own_accounts_with_iam_database_auth(module: Modu
     ]:
         fn = one(module, "google_cloudfunctions2_function", name)
         assert fn["build_config"]["entry_point"] == entry
-        assert fn["build_config"]["runtime"] == "python311"
+        assert fn["build_config"]["runtime"] == "python312"
+        repository = one(module, "google_artifact_registry_repository", "functions")
+        assert fn["build_config"]["docker_repository"] == repository["id"]
+        waits = [r["label"] + "." + r["name"] for r in fn["__tfmeta"]["references"]]
+        assert "time_sleep.builder_roles_propagate" in waits
         service = fn["service_config"]
         assert ref(service["service_account_email"]) == f"google_service_account.{account}.email"
         env = service["environment_variables"]
@@ -192,7 +196,13 @@ def test_service_accounts_get_only_their_roles(module: Module) -> None:
         who = ref(member) if isinstance(member, dict) else member
         grants.setdefault(who, set()).add(binding["role"])
         if binding["role"].startswith("roles/cloudsql"):
-            assert "instances/vtid-ledger-pg" in binding["condition"]["expression"]
+            # the instance's own name, referenced, not repeated
+            assert (
+                "instances/${google_sql_database_instance.ledger.name}"
+                in json.dumps((MODULE / "iam.tf").read_text())
+                or "instances/vtid-ledger-pg" in binding["condition"]["expression"]
+            )
+            assert "instances/vtid-ledger-pg'" in binding["condition"]["expression"]
     assert grants == {
         "google_service_account.event_function.member": {
             "roles/cloudsql.client",
@@ -204,9 +214,9 @@ def test_service_accounts_get_only_their_roles(module: Module) -> None:
         },
         "google_service_account.builder.member": {
             "roles/logging.logWriter",
-            "roles/artifactregistry.writer",
             "roles/storage.objectViewer",
         },
+        "group:platform-oncall@example.com": {"roles/cloudsql.client"},
     }
     publish = one(module, "google_pubsub_topic_iam_member", "http_publishes")
     assert ref(publish["member"]) == "google_service_account.http_function.member"
@@ -214,6 +224,33 @@ def test_service_accounts_get_only_their_roles(module: Module) -> None:
         "vtid-ledger-oasis-events",
         "roles/pubsub.publisher",
     )
+
+
+def test_the_builder_reaches_only_its_repository_and_source_buckets(module: Module) -> None:
+    sources = one(module, "google_project_iam_member", "builder_reads_sources")
+    expression = sources["condition"]["expression"]
+    ours = "'projects/_/buckets/${google_storage_bucket.source.name}'"
+    staged = "'projects/_/buckets/gcf-v2-sources-${data.google_project.this.number}-${var.region}'"
+    assert expression == f"resource.name.startsWith({ours}) || resource.name.startsWith({staged})"
+    images = one(module, "google_artifact_registry_repository_iam_member", "builder_pushes_images")
+    assert images["role"] == "roles/artifactregistry.writer"
+    repository = one(module, "google_artifact_registry_repository", "functions")
+    assert ref(images["repository"]) == "google_artifact_registry_repository.functions.name"
+    assert repository["repository_id"] == "vtid-ledger-functions"
+    assert (repository["format"], repository["location"]) == ("DOCKER", "europe-west1")
+    wait = one(module, "time_sleep", "builder_roles_propagate")
+    assert wait["create_duration"] == "90s"
+    assert set(wait["triggers"]) == {"logs", "images", "sources"}
+    assert (
+        wait["triggers"]["sources"] == sources["id"] and wait["triggers"]["images"] == images["id"]
+    )
+
+
+def test_source_archives_expire_by_age(load: Callable[..., Module]) -> None:
+    bucket = one(load(source_retention_days=14), "google_storage_bucket", "source")
+    conditions = [r["condition"] for r in bucket["lifecycle_rule"]]
+    assert 14 in [c.get("age") for c in conditions]
+    assert all("num_newer_versions" not in c for c in conditions)
 
 
 def test_invokers_are_only_push_scheduler_and_operators(module: Module) -> None:
@@ -277,17 +314,51 @@ def test_connection_budget_holds_and_is_enforced(load: Callable[..., Module]) ->
         ("google_cloudfunctions2_function", "http"),
         ("google_sql_database_instance", "ledger"),
     ]:
-        assert one(fits, kind, name)["lifecycle"]["precondition"]["condition"] is True
+        assert preconditions(one(fits, kind, name))[0] is True
     too_many = load(event_function={"max_instances": 100, "concurrency": 2})
     for kind, name in [
         ("google_cloudfunctions2_function", "event"),
         ("google_sql_database_instance", "ledger"),
     ]:
-        assert one(too_many, kind, name)["lifecycle"]["precondition"]["condition"] is False
+        assert preconditions(one(too_many, kind, name))[0] is False
     env = one(fits, "google_cloudfunctions2_function", "http")["service_config"]
     assert (
         env["max_instance_request_concurrency"] == 4
     )  # and DB_POOL_SIZE follows it (functions.tf)
+
+
+def preconditions(resource: dict[str, Any]) -> list[Any]:
+    found = resource["lifecycle"]["precondition"]
+    return [p["condition"] for p in (found if isinstance(found, list) else [found])]
+
+
+@pytest.mark.parametrize(
+    ("edition", "tier", "fits"),
+    [
+        ("ENTERPRISE", "db-custom-1-3840", True),
+        ("ENTERPRISE", "db-f1-micro", True),
+        ("ENTERPRISE_PLUS", "db-perf-optimized-N-2", True),
+        ("ENTERPRISE_PLUS", "db-custom-2-7680", False),
+        ("ENTERPRISE", "db-perf-optimized-N-2", False),
+    ],
+)
+def test_the_edition_must_fit_the_tier(
+    load: Callable[..., Module], edition: str, tier: str, fits: bool
+) -> None:
+    instance = one(
+        load(database_edition=edition, database_tier=tier), "google_sql_database_instance", "ledger"
+    )
+    assert preconditions(instance)[1] is fits
+
+
+def test_maintenance_window_is_set(load: Callable[..., Module]) -> None:
+    instance = one(
+        load(database_maintenance_window={"day": 2, "hour": 4}),
+        "google_sql_database_instance",
+        "ledger",
+    )
+    window = instance["settings"]["maintenance_window"]
+    assert (window["day"], window["hour"], window["update_track"]) == (2, 4, "stable")
 
 
 def test_source_archive_is_named_by_content(tmp_path: Path) -> None:
@@ -296,7 +367,7 @@ def test_source_archive_is_named_by_content(tmp_path: Path) -> None:
         shutil.copytree(
             ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", ".build")
         )
-    for part in ("main.py", "requirements.txt"):
+    for part in ("main.py", "requirements.txt", "requirements.lock"):
         shutil.copy(ROOT / part, copy / part)
     before = one(
         evaluate(copy / "terraform", tmp_path, EXAMPLE), "google_storage_bucket_object", "source"
@@ -401,3 +472,154 @@ def test_terraform_fmt() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout
+
+
+def test_alerts_watch_pushes_the_sweep_errors_and_the_database(
+    load: Callable[..., Module],
+) -> None:
+    channel = "projects/acme-platform-prod/notificationChannels/42"
+    module = load(notification_channels=[channel], alerts={"sweep_lag_seconds": 900})
+    policies = {
+        p["__tfmeta"]["path"].split(".")[-1]: p for p in module["google_monitoring_alert_policy"]
+    }
+    assert set(policies) == {"dead_letters", "push_backlog", "sweep", "function_errors", "database"}
+    for policy in policies.values():
+        assert policy["notification_channels"] == [channel]
+
+    def conditions(name: str) -> list[dict[str, Any]]:
+        found = policies[name]["conditions"]
+        return found if isinstance(found, list) else [found]
+
+    [push] = conditions("push_backlog")
+    assert (
+        'subscription_id = "vtid-ledger-oasis-events-push"' in push["condition_threshold"]["filter"]
+    )
+    lag, silence = conditions("sweep")
+    assert "user/vtid-ledger-sweep-lag-seconds" in lag["condition_threshold"]["filter"]
+    assert lag["condition_threshold"]["threshold_value"] == 900
+    assert silence["condition_absent"]["duration"] == "900s"
+    [errors] = conditions("function_errors")
+    threshold = errors["condition_threshold"]
+    assert 'response_code_class = "5xx"' in threshold["filter"]
+    assert '"vtid-ledger-oasis-event", "vtid-ledger-http"' in threshold["denominator_filter"]
+    cpu, connections, disk = conditions("database")
+    assert "cpu/utilization" in cpu["condition_threshold"]["filter"]
+    assert connections["condition_threshold"]["threshold_value"] == 160  # 80% of 200
+    assert "disk/utilization" in disk["condition_threshold"]["filter"]
+    assert (
+        'database_id = "acme-platform-prod:vtid-ledger-pg"' in disk["condition_threshold"]["filter"]
+    )
+
+
+LOGGED = {  # log-based metric => what the code logs, which a change there must keep in step
+    "sweep_lag": ('"sweep finished"', "jsonPayload.lag_seconds"),
+    "sweep_backlog": ('"sweep finished"', "jsonPayload.backlog"),
+    "events_applied": ('"event applied"', "jsonPayload.outcome"),
+    "events_rejected": ('"event rejected"', "jsonPayload.source"),
+    "ingest_requests": ("/api/v1/events/ingest", "jsonPayload.httpRequest.status"),
+}
+
+
+def test_log_metrics_read_what_the_functions_log(module: Module) -> None:
+    code = "".join(p.read_text() for p in (ROOT / "ledger").glob("*.py"))
+    for name, (message, field) in LOGGED.items():
+        metric = one(module, "google_logging_metric", name)
+        extracted = metric.get("value_extractor") or json.dumps(metric.get("label_extractors"))
+        assert message in metric["filter"] and field in extracted, name
+        assert message.strip('"') in code and field.split(".")[-1] in code, name
+    for message in ("event rejected", "events rejected", "message rejected"):
+        assert f'"{message}"' in code
+
+
+def test_the_dashboard_shows_ingest_realtime_sweep_rejections_and_dead_letters(
+    module: Module,
+) -> None:
+    dashboard = json.loads(one(module, "google_monitoring_dashboard", "ledger")["dashboard_json"])
+    tiles = dashboard["mosaicLayout"]["tiles"]
+    charts = [t["widget"]["xyChart"]["dataSets"][0]["timeSeriesQuery"] for t in tiles]
+    filters = [chart["timeSeriesFilter"]["filter"] for chart in charts]
+    for wanted in (
+        "ingest-requests",
+        "events-applied",
+        "events-rejected",
+        "sweep-lag-seconds",
+        "sweep-backlog-events",
+        "num_undelivered_messages",
+    ):
+        assert any(wanted in f for f in filters), wanted  # fmt: skip
+    assert len({(t["xPos"], t["yPos"]) for t in tiles}) == len(tiles)  # no tile hides another
+
+
+def plan_variables(tmp_path: Path, **values: Any) -> subprocess.CompletedProcess[str]:
+    """`terraform plan` of the module's variables alone: their validations run for real
+    (no provider is needed for that, so it works offline)."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no terraform binary")
+        pytest.skip("no terraform binary")
+    work = tmp_path / "variables"
+    work.mkdir(exist_ok=True)
+    shutil.copy(MODULE / "variables.tf", work / "variables.tf")
+    (work / "test.tfvars").write_text(
+        "".join(f"{k} = {hcl(v)}\n" for k, v in {**EXAMPLE, **values}.items())
+    )
+    env = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    subprocess.run(
+        [terraform, "init", "-backend=false", "-input=false"], cwd=work, env=env,
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return subprocess.run(
+        [terraform, "plan", "-input=false", "-var-file=test.tfvars", "-no-color"], cwd=work,
+        env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        ({"event_function": {"memory": "512"}}, "event_function.memory must be a quantity"),
+        ({"http_function": {"cpu": "one"}}, "http_function.cpu must be a number"),
+        ({"message_retention": "7d"}, "message_retention must be seconds"),
+        ({"message_retention": "60s"}, "message_retention must be seconds"),
+        ({"database_edition": "STANDARD"}, "database_edition must be ENTERPRISE"),
+        ({"database_maintenance_window": {"day": 8}}, "day 1-7"),
+        ({"runtime": "python311"}, "python312 or newer"),
+        ({"alerts": {"database_cpu": 80}}, "shares between 0 and 1"),
+        ({"operators": ["allUsers"]}, "never public"),
+    ],
+)
+def test_variables_refuse_real_misuse(tmp_path: Path, values: dict[str, Any], error: str) -> None:
+    done = plan_variables(tmp_path, **values)
+    assert done.returncode != 0 and error in " ".join(done.stderr.split()), done.stderr
+
+
+def test_the_defaults_and_the_example_pass_the_validations(tmp_path: Path) -> None:
+    done = plan_variables(tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_build_installs_the_pinned_lock_which_the_tests_ran() -> None:
+    """requirements.lock (uv pip compile --python-version 3.12 --generate-hashes) is what the
+    build installs; each direct requirement is in it, within its range, and at the version
+    this test run imported, so what was tested is what deploys."""
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    locked: dict[str, str] = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if match := re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", line):
+            locked[match[1].lower().replace("_", "-")] = match[2]
+    assert all("--hash=sha256:" in block for block in
+               (ROOT / "requirements.lock").read_text().split("==")[1:])  # fmt: skip
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        wanted = Requirement(line)
+        name = wanted.name.lower().replace("_", "-")
+        assert name in locked, name
+        assert wanted.specifier.contains(locked[name]), (name, locked[name])
+        assert version(wanted.name) == locked[name], (name, "run ./dev test after re-locking")
+    build = (MODULE / "build.tf").read_text()
+    assert '"requirements.txt" = "requirements.lock"' in build

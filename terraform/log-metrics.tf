@@ -1,0 +1,108 @@
+# Metrics drawn from the functions' JSON logs (one object per line; ledger/logs.py). The sweep
+# logs `sweep finished` with `backlog` and `lag_seconds` after every run; the event function
+# `event applied` with its outcome; both `event rejected`; the HTTP function one access line
+# per request (httpRequest).
+locals {
+  http_logs  = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${google_cloudfunctions2_function.http.name}\""
+  event_logs = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${google_cloudfunctions2_function.event.name}\""
+}
+
+resource "google_logging_metric" "sweep_lag" {
+  project         = var.project_id
+  name            = "${var.name_prefix}-sweep-lag-seconds"
+  description     = "Age of the oldest event the sweep has yet to apply, after each sweep (0 when caught up)."
+  filter          = "${local.http_logs} AND jsonPayload.message = \"sweep finished\""
+  value_extractor = "EXTRACT(jsonPayload.lag_seconds)"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "s"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 24
+      growth_factor      = 2
+      scale              = 1
+    }
+  }
+}
+
+resource "google_logging_metric" "sweep_backlog" {
+  project         = var.project_id
+  name            = "${var.name_prefix}-sweep-backlog-events"
+  description     = "Events the sweep has yet to apply, after each sweep."
+  filter          = "${local.http_logs} AND jsonPayload.message = \"sweep finished\""
+  value_extractor = "EXTRACT(jsonPayload.backlog)"
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "DISTRIBUTION"
+    unit        = "1"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 30
+      growth_factor      = 2
+      scale              = 1
+    }
+  }
+}
+
+resource "google_logging_metric" "events_applied" {
+  project     = var.project_id
+  name        = "${var.name_prefix}-events-applied"
+  description = "Events the event function handled, by outcome (created, updated, stale, skipped, ignored)."
+  filter      = "${local.event_logs} AND jsonPayload.message = \"event applied\""
+  label_extractors = {
+    outcome = "EXTRACT(jsonPayload.outcome)"
+  }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+    labels {
+      key         = "outcome"
+      value_type  = "STRING"
+      description = "created, updated, stale, skipped or ignored"
+    }
+  }
+}
+
+resource "google_logging_metric" "events_rejected" {
+  project     = var.project_id
+  name        = "${var.name_prefix}-events-rejected"
+  description = "Rejection log lines, by source (pubsub, ingest, sweep; a sweep line counts a batch's rejections)."
+  filter      = "(${local.event_logs} OR ${local.http_logs}) AND jsonPayload.message = (\"event rejected\" OR \"events rejected\" OR \"message rejected\")"
+  label_extractors = {
+    source = "EXTRACT(jsonPayload.source)"
+  }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+    labels {
+      key         = "source"
+      value_type  = "STRING"
+      description = "pubsub, ingest or sweep"
+    }
+  }
+}
+
+resource "google_logging_metric" "ingest_requests" {
+  project     = var.project_id
+  name        = "${var.name_prefix}-ingest-requests"
+  description = "Requests to POST /api/v1/events/ingest, by HTTP status."
+  filter      = "${local.http_logs} AND jsonPayload.httpRequest.requestUrl =~ \"^/api/v1/events/ingest\""
+  label_extractors = {
+    status = "EXTRACT(jsonPayload.httpRequest.status)"
+  }
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+    labels {
+      key         = "status"
+      value_type  = "STRING"
+      description = "HTTP status of the answer"
+    }
+  }
+}
