@@ -71,6 +71,13 @@ class Settings:
     api_token: str | None = None
     sweep_time_budget_s: float = 50.0
     sweep_batch_size: int = 50_000
+    # Every wait is bounded. A statement or lock wait past these is transient (retried); a
+    # session left idle inside a transaction is ended by the server, so it cannot hold the
+    # sweep's horizon back.
+    db_connect_timeout_s: float = 10.0
+    statement_timeout_s: float = 30.0
+    lock_timeout_s: float = 10.0
+    idle_in_transaction_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +98,12 @@ class Settings:
             api_token=_opt(env, "LEDGER_API_TOKEN"),
             sweep_time_budget_s=_float(env, "SWEEP_TIME_BUDGET_S", 50.0, 0.1, 3600.0),
             sweep_batch_size=_int(env, "SWEEP_BATCH_SIZE", 50_000, 1, 500_000),
+            db_connect_timeout_s=_float(env, "DB_CONNECT_TIMEOUT_S", 10.0, 0.1, 300.0),
+            statement_timeout_s=_float(env, "LEDGER_STATEMENT_TIMEOUT_S", 30.0, 0.1, 3600.0),
+            lock_timeout_s=_float(env, "LEDGER_LOCK_TIMEOUT_S", 10.0, 0.1, 3600.0),
+            idle_in_transaction_timeout_s=_float(
+                env, "LEDGER_IDLE_IN_TRANSACTION_TIMEOUT_S", 60.0, 1.0, 86400.0
+            ),
         )
         if settings.instance_connection_name and not (settings.db_name and settings.db_user):
             raise ConfigError("INSTANCE_CONNECTION_NAME needs DB_NAME and DB_USER")

@@ -29,7 +29,8 @@ _REFUSED_CLASSES = ("22", "23", "54")
 _NOT_MIGRATED = ("42P01", "42883", "42704")
 # Worth retrying: the connection, the server going down, resources, a deadlock or a timeout.
 _TRANSIENT_CLASSES = ("08", "53", "40", "57")
-_CONNECT_TIMEOUT_S = 10
+# lock_timeout (55P03) and a held object (55006) pass once the holder finishes.
+_TRANSIENT_CODES = ("55P03", "55006")
 NOT_MIGRATED = (
     "the database is not migrated, or this user may not use its schema: run python -m ledger "
     "migrate, then python -m ledger grant"
@@ -82,7 +83,8 @@ def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, pg8000.exceptions.InterfaceError | OSError | EOFError):
         return True
     code = sqlstate(exc) or ""
-    return code.startswith("08") or code in ("57P01", "57P02", "57P03")
+    # 57P0x: the server shut down; 25P03: it ended a session left idle in a transaction.
+    return code.startswith("08") or code in ("57P01", "57P02", "57P03", "25P03")
 
 
 def classify(exc: Exception) -> Exception:
@@ -96,7 +98,9 @@ def classify(exc: Exception) -> Exception:
         return NotPermitted(
             f"database: {describe(exc)} (the user needs a ledger role: python -m ledger grant)"
         )
-    if code[:2] in _TRANSIENT_CLASSES and not is_connection_error(exc):
+    if (code[:2] in _TRANSIENT_CLASSES or code in _TRANSIENT_CODES) and not is_connection_error(
+        exc
+    ):
         return Transient(f"database: {describe(exc)}")
     return exc
 
@@ -166,9 +170,36 @@ def _cloud_sql_connect(settings: Settings) -> CoreConnection:
     else:
         kwargs["enable_iam_auth"] = settings.db_iam_auth
     conn: CoreConnection = _connector.connect(
-        settings.instance_connection_name, "pg8000", timeout=_CONNECT_TIMEOUT_S, **kwargs
+        settings.instance_connection_name,
+        "pg8000",
+        timeout=settings.db_connect_timeout_s,
+        startup_params=startup_params(settings),
+        **kwargs,
     )
     return conn
+
+
+def startup_params(settings: Settings) -> dict[str, str]:
+    """Session settings sent with the connection request itself (no extra round trip)."""
+    params = {
+        "statement_timeout": str(int(settings.statement_timeout_s * 1000)),
+        "lock_timeout": str(int(settings.lock_timeout_s * 1000)),
+        "idle_in_transaction_session_timeout": str(
+            int(settings.idle_in_transaction_timeout_s * 1000)
+        ),
+    }
+    if settings.db_schema:
+        params["search_path"] = settings.db_schema
+    return params
+
+
+def _bound_reads(conn: CoreConnection, settings: Settings) -> None:
+    """After connecting, a read may wait as long as a statement may run, and a little more:
+    a server that goes silent mid-statement cannot hang a request forever. (pg8000 has one
+    timeout for connecting and reading; its socket is the place to set the second.)"""
+    sock = getattr(conn, "_usock", None)
+    if sock is not None:
+        sock.settimeout(settings.statement_timeout_s + settings.db_connect_timeout_s)
 
 
 def database_url(settings: Settings) -> str | None:
@@ -199,16 +230,15 @@ def connect(settings: Settings) -> CoreConnection:
                 password=p.password,
                 unix_sock=p.unix_sock,
                 ssl_context=p.ssl_context,
-                timeout=None,
+                timeout=settings.db_connect_timeout_s,
                 application_name="vtid-ledger-writer",
+                startup_params=startup_params(settings),
             )
     except Exception as exc:
         if isinstance(exc, ConfigError):
             raise
         raise Transient(f"cannot connect to the database: {exc}") from exc
-    session = Session(conn)
-    if settings.db_schema:
-        session.run("SELECT set_config('search_path', :schema, false)", schema=settings.db_schema)
+    _bound_reads(conn, settings)
     return conn
 
 

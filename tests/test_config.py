@@ -11,6 +11,14 @@ def test_defaults() -> None:
     assert s.data_dir == Path(".ledger-data") and s.db_iam_auth is True
 
 
+def test_every_wait_is_bounded_by_default() -> None:
+    s = Settings.from_env({})
+    assert (s.db_connect_timeout_s, s.statement_timeout_s, s.lock_timeout_s) == (10, 30, 10)
+    assert s.idle_in_transaction_timeout_s == 60
+    bounded = Settings.from_env({"LEDGER_STATEMENT_TIMEOUT_S": "2.5", "DB_CONNECT_TIMEOUT_S": "3"})
+    assert (bounded.statement_timeout_s, bounded.db_connect_timeout_s) == (2.5, 3)
+
+
 def test_values_are_read_and_blank_means_unset() -> None:
     s = Settings.from_env(
         {
@@ -38,6 +46,9 @@ def test_values_are_read_and_blank_means_unset() -> None:
         ({"DB_IAM_AUTH": "maybe"}, "true or false"),
         ({"INSTANCE_CONNECTION_NAME": "p:r:i"}, "needs DB_NAME and DB_USER"),
         ({"LEDGER_DB_SCHEMA": "x; drop"}, "LEDGER_DB_SCHEMA"),
+        ({"LEDGER_STATEMENT_TIMEOUT_S": "0"}, "LEDGER_STATEMENT_TIMEOUT_S must be between"),
+        ({"LEDGER_LOCK_TIMEOUT_S": "soon"}, "LEDGER_LOCK_TIMEOUT_S must be a number"),
+        ({"DB_CONNECT_TIMEOUT_S": "-2"}, "DB_CONNECT_TIMEOUT_S must be between"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:

@@ -1,12 +1,20 @@
 """Connections: URL parsing, the pool, reconnecting after a dropped connection, savepoints."""
 
+import socket
 import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
+import requests
 
+from ledger import writer_status
 from ledger.config import ConfigError, Settings
 from ledger.db import Database, Refused, Session, Transient, parse_url
-from tests.conftest import free_port
+from ledger.sweep import sweep
+from tests.conftest import FunctionServer, env_for, event, free_port, push, store
 
 
 def test_parse_tcp_url() -> None:
@@ -113,3 +121,143 @@ def test_after_a_restart_every_dead_pooled_connection_is_replaced_without_an_err
         assert s.scalar("SELECT pg_backend_pid()") not in pids
     assert db.run(lambda s: s.scalar("SELECT pg_backend_pid()")) not in pids
     assert all(session.idle_and_alive() for session in db._idle)
+
+
+# --- Bounded waits -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def row_lock(db: Database) -> Iterator[Callable[[str], None]]:
+    """Hold a lock on a ledger row in an open transaction of another connection, as a slow
+    writer elsewhere would; released at the end of the test."""
+    holder = Database(db.settings)
+    session_cm = holder.session()
+    session = session_cm.__enter__()
+
+    def lock(vtid: str) -> None:
+        session.conn.execute_simple("BEGIN")
+        session.run("INSERT INTO vtid_ledger (vtid, status) VALUES (:v, 'active')", v=vtid)
+
+    yield lock
+    session._rollback_quietly()
+    session_cm.__exit__(None, None, None)
+    holder.close()
+
+
+def waits(settings: Settings, **seconds: float) -> Database:
+    return Database(replace(settings, **seconds))
+
+
+@pytest.mark.parametrize(
+    ("bounds", "error"),
+    [
+        ({"statement_timeout_s": 0.5, "lock_timeout_s": 30}, "statement timeout"),
+        ({"statement_timeout_s": 30, "lock_timeout_s": 0.5}, "lock timeout"),
+    ],
+)
+def test_a_wait_past_its_bound_is_transient_on_the_realtime_path(
+    db: Database, row_lock: Callable[[str], None], bounds: dict[str, float], error: str
+) -> None:
+    row_lock("VTID-0042")
+    bounded = waits(db.settings, **bounds)
+    started = time.monotonic()
+    with pytest.raises(Transient, match=error):
+        push(bounded, event(vtid="VTID-0042"))  # the event function raises: Pub/Sub retries
+    assert time.monotonic() - started < 5
+    bounded.close()
+
+
+def test_a_sweep_past_its_bound_reports_and_the_next_one_continues(
+    db: Database, row_lock: Callable[[str], None]
+) -> None:
+    store(db, event(id="t1", vtid="VTID-0042"), event(id="t2", vtid="VTID-0043"))
+    row_lock("VTID-0042")
+    bounded = waits(db.settings, lock_timeout_s=0.5)
+    with pytest.raises(Transient, match="lock timeout"):
+        sweep(bounded)
+    state = db.run(writer_status.status)["status"]
+    assert state["running"] is False and "lock timeout" in state["last_error"]
+    assert state["backlog"] == 2  # nothing half-done: the batch rolled back with its offset
+
+
+def test_the_next_sweep_continues_once_the_wait_is_over(db: Database) -> None:
+    store(db, event(id="t1", vtid="VTID-0042"))
+    holder = Database(db.settings)
+    with holder.session() as s:
+        s.conn.execute_simple("BEGIN")
+        s.run("INSERT INTO vtid_ledger (vtid, status) VALUES ('VTID-0042', 'active')")
+        with pytest.raises(Transient):
+            sweep(waits(db.settings, lock_timeout_s=0.5))
+        s._rollback_quietly()
+    holder.close()
+    assert sweep(db).counters.created == 1
+    assert db.run(writer_status.status)["status"]["running"] is True
+
+
+def test_a_session_left_idle_in_a_transaction_is_ended_and_replaced(db: Database) -> None:
+    bounded = waits(db.settings, idle_in_transaction_timeout_s=1)
+    with bounded.session() as s:
+        s.conn.execute_simple("BEGIN")
+        s.scalar("SELECT 1")
+        forgotten = s.scalar("SELECT pg_backend_pid()")
+    time.sleep(1.5)  # idle in its transaction past the bound: the server ends it
+    alive = db.run(lambda s: s.scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = :p",
+                                      p=forgotten))  # fmt: skip
+    assert alive == 0  # it no longer holds the snapshot horizon back
+    assert bounded.run(lambda s: s.scalar("SELECT 2")) == 2  # the pool replaced it
+    bounded.close()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield int(listener.getsockname()[1])
+    stop.set()
+    thread.join(timeout=5)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_a_server_that_accepts_and_stays_silent_cannot_hang_a_caller(silent_server: int) -> None:
+    settings = Settings(
+        database_url=f"postgresql://postgres@127.0.0.1:{silent_server}/test",
+        db_connect_timeout_s=1,
+    )
+    started = time.monotonic()
+    with pytest.raises(Transient, match="cannot connect"):
+        Database(settings).run(lambda s: s.scalar("SELECT 1"))
+    assert time.monotonic() - started < 3
+
+
+def test_both_functions_answer_within_their_bound_when_the_server_is_silent(
+    settings: Settings, silent_server: int, serve_function: Callable[..., FunctionServer]
+) -> None:
+    from tests.test_main_oasis_event import push_body, send_push
+
+    silent = {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{silent_server}/test",
+              "DB_CONNECT_TIMEOUT_S": "1"}  # fmt: skip
+    http = serve_function("ledger_http", env_for(settings, **silent))
+    started = time.monotonic()
+    ready = requests.get(http.url("/ready"), timeout=30)
+    assert ready.status_code == 503 and time.monotonic() - started < 5
+    events = serve_function("oasis_event", env_for(settings, **silent))
+    started = time.monotonic()
+    pushed = send_push(events, push_body(b'{"id": "e1", "vtid": "VTID-0001"}'))
+    assert pushed.status_code >= 500 and time.monotonic() - started < 5  # redelivered later

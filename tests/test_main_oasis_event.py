@@ -107,6 +107,71 @@ def test_raw_push_envelope_and_redelivery(event_function: FunctionServer, sessio
     assert totals == {"n": 3, "c": 1}
 
 
+def shapes(data: bytes) -> dict[str, tuple[dict[str, str], bytes]]:
+    """Every envelope Google documents for a message, with `data` inside: (headers, body)."""
+    raw = push_body(data)
+    bare = {**raw, "message": {k: v for k, v in raw["message"].items() if k != "attributes"}}
+    ordered = {**raw, "message": {**raw["message"], "orderingKey": "VTID-0042"}}
+    attempted = {**raw, "deliveryAttempt": 3}
+    binary = {
+        "ce-id": uuid.uuid4().hex,
+        "ce-specversion": "1.0",
+        "ce-source": "//pubsub.googleapis.com/projects/p/topics/oasis-events",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-time": "2025-11-29T10:00:00Z",
+        "content-type": "application/json",
+    }
+    structured = {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "source": "//pubsub.googleapis.com/projects/p/topics/oasis-events",
+        "time": "2025-11-29T10:00:00Z",
+        "datacontenttype": "application/json",
+        "data": raw,
+    }
+    plain = {"content-type": "application/json"}
+    return {
+        "push": (plain, json.dumps(raw).encode()),
+        "push without attributes": (plain, json.dumps(bare).encode()),
+        "push with orderingKey": (plain, json.dumps(ordered).encode()),
+        "push with deliveryAttempt": (plain, json.dumps(attempted).encode()),
+        "binary CloudEvent (Eventarc)": (binary, json.dumps(raw).encode()),
+        "structured CloudEvent": (
+            {"content-type": "application/cloudevents+json"},
+            json.dumps(structured).encode(),
+        ),
+    }
+
+
+SHAPES = list(shapes(b"{}"))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_envelope_shape_gives_the_same_row(
+    event_function: FunctionServer, db: Database, shape: str
+) -> None:
+    from tests.conftest import expected_rows, ledger_rows
+
+    raw = event(vtid="VTID-0042", topic="task_started", metadata={"branch": "main"})
+    headers, body = shapes(json.dumps(raw).encode())[shape]
+    response = requests.post(event_function.url("/"), data=body, headers=headers, timeout=30)
+    assert response.status_code == 200, event_function.output()
+    assert ledger_rows(db) == expected_rows([raw])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("data", [b"{not json", b'"a string"', b"[1]", b""], ids=repr)
+def test_every_envelope_shape_records_bad_data_and_acknowledges(
+    event_function: FunctionServer, session: Session, shape: str, data: bytes
+) -> None:
+    headers, body = shapes(data)[shape]
+    response = requests.post(event_function.url("/"), data=body, headers=headers, timeout=30)
+    assert response.status_code == 200, event_function.output()
+    [rejection] = rejections(session)
+    assert rejection["raw"] == data and rejection["reason"]
+
+
 def test_publish_time_is_used_without_created_at(
     event_function: FunctionServer, session: Session
 ) -> None:
@@ -120,6 +185,8 @@ def test_publish_time_is_used_without_created_at(
 MALFORMED = {
     "non-JSON": b"{not json",
     "a JSON array": b"[1, 2, 3]",
+    "a JSON string": b'"an event, it says"',
+    "a JSON number": b"42",
     "a missing id": json.dumps(event(id=...)).encode(),
     "a bad created_at": json.dumps(event(created_at="29/11/2025")).encode(),
     "metadata not an object": json.dumps(event(metadata=[1, 2])).encode(),

@@ -495,3 +495,22 @@ def test_each_sweep_logs_what_is_left_for_the_lag_alert(db: Database) -> None:
     finished = [x for x in map(json.loads, lines) if x["message"] == "sweep finished"]
     assert [x["backlog"] for x in finished] == [1, 0]
     assert finished[0]["lag_seconds"] > 86400 and finished[1]["lag_seconds"] == 0
+
+
+def test_a_killed_sweep_frees_its_lock_at_once(db: Database) -> None:
+    """The lock is a session-level advisory lock: it dies with the sweep's session, so no lock
+    can be left held by a sweep that no longer runs."""
+    from ledger.sweep import LOCK
+
+    store(db, event(id="f1"))
+    holder = Database(db.settings)
+    with holder.session() as running:
+        assert running.scalar(LOCK) is True  # a sweep in progress
+        assert sweep(db).busy is True
+        pid = running.scalar("SELECT pg_backend_pid()")
+        db.run(lambda s: s.run("SELECT pg_terminate_backend(:p, 5000)", p=pid))
+        started = time.monotonic()
+        result = sweep(db)
+        assert not result.busy and result.counters.created == 1
+        assert time.monotonic() - started < 1
+    holder.close()
