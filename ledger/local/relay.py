@@ -11,6 +11,7 @@ import base64
 import json
 import threading
 import urllib.request
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from ledger import logs
 
 log = logs.get("ledger.relay")
+RETRY_BACKOFF_S = 0.5
 
 
 def subscription_path(topic: str) -> str:
@@ -77,12 +79,17 @@ def post(endpoint: str, body: dict[str, Any]) -> int:
         return 0
 
 
+Answered = Callable[[str, int], None]
+"""Told each delivery's message id and HTTP status (0: no answer), e.g. by the soak test."""
+
+
 @dataclass
 class Relay:
     subscription: str
     endpoint: str
     _stop: threading.Event
     _thread: threading.Thread | None = None
+    on_answer: Answered | None = None
 
     def run(self) -> None:
         from google.api_core.exceptions import DeadlineExceeded, GoogleAPICallError
@@ -106,6 +113,8 @@ class Relay:
                             received.message, self.subscription, received.delivery_attempt
                         ),
                     )
+                    if self.on_answer is not None:
+                        self.on_answer(received.message.message_id, status)
                     (acks if 200 <= status < 300 else nacks).append(received.ack_id)
                 if acks:
                     subscriber.acknowledge(subscription=self.subscription, ack_ids=acks)
@@ -116,6 +125,9 @@ class Relay:
                     subscriber.modify_ack_deadline(
                         subscription=self.subscription, ack_ids=nacks, ack_deadline_seconds=0
                     )
+                    # Pub/Sub backs off before redelivering (the subscription's retry policy);
+                    # a short pause keeps a failing function from being hammered.
+                    self._stop.wait(RETRY_BACKOFF_S)
         finally:
             subscriber.close()
 
@@ -125,11 +137,12 @@ class Relay:
             self._thread.join(timeout=10)
 
 
-def start(topic: str, endpoint: str) -> Relay:
-    """Create the topic and a subscription if missing, and relay its messages to `endpoint`."""
+def start(topic: str, endpoint: str, on_answer: Answered | None = None) -> Relay:
+    """Create the topic and a subscription if missing, and relay its messages to `endpoint`.
+    Several relays on one topic share its subscription, as instances of a push would."""
     subscription = subscription_path(topic)
     ensure(topic, subscription)
-    relay = Relay(subscription, endpoint, threading.Event())
+    relay = Relay(subscription, endpoint, threading.Event(), on_answer=on_answer)
     relay._thread = threading.Thread(target=relay.run, name="pubsub-relay", daemon=True)
     relay._thread.start()
     log.info("relaying pushes", extra={"subscription": subscription, "endpoint": endpoint})
