@@ -137,6 +137,55 @@ def raw_upserts(url: str, schema: str, events: list[dict[str, Any]], clients: in
     return len(events) / (time.perf_counter() - started)
 
 
+def per_statement(url: str, events: list[dict[str, Any]]) -> None:
+    """Where an event's time goes, one connection, one call at a time: the round trip, the
+    work inside the statement, and the commit (autocommit against 100 calls a transaction)."""
+    import pg8000.native
+    from one_upsert_handler import UPSERT, upsert
+
+    schema = Schema(url, 100)
+    p = parse_url(url)
+    conn = pg8000.native.Connection(p.user, host=p.host, port=p.port, database=p.database,
+                                    unix_sock=p.unix_sock, password=p.password)  # fmt: skip
+    conn.run(f"SET search_path = {schema.name}")
+    payloads_ = [json.dumps(e) for e in events]
+
+    def timed(sql: str, args: list[dict[str, Any]], per_transaction: int = 1) -> float:
+        statement = conn.prepare(sql)
+        started = time.perf_counter()
+        for i, a in enumerate(args):
+            if per_transaction > 1 and i % per_transaction == 0:
+                conn.run("BEGIN")
+            statement.run(**a)
+            if per_transaction > 1 and i % per_transaction == per_transaction - 1:
+                conn.run("COMMIT")
+        return (time.perf_counter() - started) / len(args) * 1e6
+
+    apply = "SELECT * FROM ledger_apply_event(:p, 'm', now(), 1)"
+    rows = [
+        ("round trip (SELECT 1)", timed("SELECT 1", [{}] * len(events))),
+        ("decode only", timed("SELECT (ledger_decode_json(CAST(:p AS jsonb), now())).id",
+                              [{"p": x} for x in payloads_])),
+        ("counters only (autocommit)", timed(
+            "SELECT ledger_count_realtime('updated', now(), now(), 1)", [{}] * len(events))),
+    ]  # fmt: skip
+    conn.run("TRUNCATE vtid_ledger")
+    rows.append(("ledger_apply_event, 100 per transaction",
+                 timed(apply, [{"p": x} for x in payloads_], 100)))  # fmt: skip
+    conn.run("TRUNCATE vtid_ledger")
+    rows.append(("ledger_apply_event, autocommit", timed(apply, [{"p": x} for x in payloads_])))
+    conn.run("TRUNCATE vtid_ledger")
+    statement = conn.prepare(UPSERT)
+    started = time.perf_counter()
+    for e in events:
+        upsert(statement, e)
+    rows.append(("one UPSERT, autocommit", (time.perf_counter() - started) / len(events) * 1e6))
+    conn.close()
+    schema.drop()
+    for name, micros in rows:
+        print(f"{name:42} {micros:7.0f} us per event")
+
+
 def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q * 100) - 1] * 1000
 
@@ -146,9 +195,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--vtids", type=int, default=500)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--per-statement", action="store_true", help="where one event's time goes, in SQL"
+    )
     args = parser.parse_args()
     url = server_url()
     events = payloads(args.events, args.vtids)
+    if args.per_statement:
+        per_statement(url, events[:3000])
+        return
     posts = [cloud_event(e) for e in events]
     schema = Schema(url, 100)
     try:

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,7 +110,7 @@ def server_url() -> str:
         socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
         return "postgresql://postgres@127.0.0.1:5432/test"
     except OSError:
-        from ledger import embedded
+        from ledger.local import embedded
 
         return embedded.url(Path(tempfile.mkdtemp()))
 
@@ -144,15 +146,102 @@ class Schema:
         )
 
 
-def measure_sweep(url: str, events: int, vtids: int, batch_size: int) -> tuple[float, int]:
+PREFILL = """
+INSERT INTO vtid_ledger (vtid, status, service, last_event_at)
+SELECT 'OTHER-' || g, 'active', 'planner', timestamptz '2025-11-01T00:00:00Z'
+FROM generate_series(1, :n) AS g"""
+
+
+def measure_sweep(
+    url: str, events: int, vtids: int, batch_size: int, ledger_rows: int = 0
+) -> tuple[float, int]:
+    """The sweep over a fresh log; `ledger_rows` rows (of other tasks) in the ledger first."""
     schema = Schema(url, batch_size)
     try:
         schema.load(events, vtids)
+        if ledger_rows:
+            schema.db.run(lambda s: s.run(PREFILL, n=ledger_rows))
         started = time.perf_counter()
         result = sweep_until_caught_up(schema.db)
         elapsed = time.perf_counter() - started
         assert result.counters.processed == events, result.counters
         return events / elapsed, result.counters.errors
+    finally:
+        schema.drop()
+
+
+def measure_verify(url: str, events: int, vtids: int, batch_size: int) -> tuple[float, float, int]:
+    """`python -m ledger verify` on a swept log, as a child process: seconds, its peak RSS in
+    MB, and the drifts it found."""
+    schema = Schema(url, batch_size)
+    try:
+        schema.load(events, vtids)
+        sweep_until_caught_up(schema.db)
+        env = {**os.environ, "DATABASE_URL": url, "LEDGER_DB_SCHEMA": schema.name}
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger", "verify"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        return elapsed, peak, len(done.stdout.splitlines())
+    finally:
+        schema.drop()
+
+
+EXPLAIN_SETTINGS = """
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_buffers = on;
+SET auto_explain.log_timing = on;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_level = notice;
+SET client_min_messages = notice;
+"""
+
+
+def explain(url: str, events: int, vtids: int, batch_size: int) -> None:
+    """One batch of the sweep with auto_explain on the statements inside the SQL functions
+    (needs a superuser to LOAD it): where the batch's time goes, statement by statement."""
+    import re
+
+    schema = Schema(url, batch_size)
+    try:
+        schema.load(events, vtids)
+        with schema.db.session() as s:
+            s.script(EXPLAIN_SETTINGS)
+            s.conn.notices = __import__("collections").deque(maxlen=1000)
+            started = time.perf_counter()
+            s.run("SELECT * FROM ledger_sweep_batch(:n)", n=batch_size)
+            total = time.perf_counter() - started
+            notices = [n.get(b"M", b"").decode(errors="replace") for n in s.conn.notices]
+            plans = [n for n in notices if "Query Text" in n]
+        print(f"one batch of {batch_size:,} events over {vtids:,} VTIDs: {total * 1000:,.0f} ms")
+        by_statement: dict[str, list[float]] = {}
+        for plan in plans:
+            text = plan.split("Query Text:", 1)[1].strip().splitlines()[0][:80]
+            duration = re.search(r"duration: ([0-9.]+) ms", plan)
+            by_statement.setdefault(text, []).append(float(duration[1]) if duration else 0.0)
+        print("statements run inside it (auto_explain), by total time:")
+        for text, times in sorted(by_statement.items(), key=lambda kv: -sum(kv[1]))[:6]:
+            print(f"  {sum(times):9,.1f} ms  x{len(times):<6} {text}")
+        print("the batch statement's parts (CTEs and the final write), actual ms:")
+        biggest = max(plans, key=len)
+        for line in biggest.splitlines():
+            part = re.match(r"\s*(CTE \w+|->\s+(?:Insert|Update|Function Scan)[^(]*)", line)
+            timing = re.search(r"actual time=[0-9.]+\.\.([0-9.]+) rows=([0-9]+)", line)
+            if part and timing:
+                print(
+                    f"  {float(timing[1]):9,.1f} ms  rows {int(timing[2]):>7,}  {part[1].strip()}"
+                )
+            elif part and line.strip().startswith("CTE"):
+                print(f"  {'':9}     {'':12} {part[1].strip()}")
     finally:
         schema.drop()
 
@@ -222,9 +311,28 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the setting's")
     parser.add_argument("--seed-slice", type=int, default=20_000)
     parser.add_argument("--sweep-only", action="store_true", help="skip the references")
+    parser.add_argument(
+        "--scaling", action="store_true", help="sweeps of 100k, 300k, 1M events; 1k, 100k VTIDs"
+    )
+    parser.add_argument("--verify", action="store_true", help="verify's time and memory")
+    parser.add_argument(
+        "--explain", action="store_true", help="where one batch's time goes (auto_explain)"
+    )
     args = parser.parse_args()
+    logging.getLogger("ledger").setLevel(logging.ERROR)
     url = server_url()
     batch_size = args.batch_size or Settings.from_env({}).sweep_batch_size
+    if args.scaling:
+        scaling(url, batch_size)
+        return
+    if args.explain:
+        explain(url, min(args.events, batch_size), args.vtids, batch_size)
+        return
+    if args.verify:
+        seconds, peak, drifts = measure_verify(url, args.events, args.vtids, batch_size)
+        print(f"verify of {args.events:,} events: {seconds:.1f} s, peak RSS {peak:,.0f} MB, "
+              f"{drifts} drift(s)")  # fmt: skip
+        return
 
     sweep_rate, errors = measure_sweep(url, args.events, args.vtids, batch_size)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -239,6 +347,28 @@ def main() -> None:
     print(f"(b) newest once        {newest_rate:12,.0f} events/s  (one statement)")
     print(f"sweep / (a)            {sweep_rate / seed_rate:12.1f}x   (goal >= 100x)")
     print(f"sweep / (b)            {sweep_rate / newest_rate:12.2f}x   (goal >= 0.25x)")
+
+
+def scaling(url: str, batch_size: int) -> None:
+    """Per-event cost against log size, against ledger size (the same log, the ledger holding
+    1,000 or 100,000 other rows first), and against how thinly events spread over rows."""
+    base = None
+    for events in (100_000, 300_000, 1_000_000):
+        rate, _ = measure_sweep(url, events, 10_000, batch_size)
+        base = base or rate
+        print(f"{events:>9,} events, 10,000 VTIDs: {rate:8,.0f} events/s, "
+              f"per-event cost {base / rate:4.2f}x the 100k run's")  # fmt: skip
+    small = None
+    for rows in (1_000, 100_000):
+        rate, _ = measure_sweep(url, 300_000, 10_000, batch_size, ledger_rows=rows)
+        small = small or rate
+        print(f"  300,000 events, ledger of {rows:>7,} other rows first: {rate:8,.0f} events/s, "
+              f"per-event cost {small / rate:4.2f}x")  # fmt: skip
+    for vtids in (1_000, 100_000):
+        rate, _ = measure_sweep(url, 300_000, vtids, batch_size)
+        per_row = 300_000 / vtids
+        print(f"  300,000 events over {vtids:>7,} VTIDs ({per_row:,.0f} per row): "
+              f"{rate:8,.0f} events/s")  # fmt: skip
 
 
 if __name__ == "__main__":
