@@ -397,10 +397,8 @@ def ledger_row(session: Session, vtid: str) -> dict[str, Any] | None:
     )
 
 
-def expected_rows(
-    raws: list[dict[str, Any]], bases: dict[str, Base] | None = None
-) -> dict[str, dict[str, Any]]:
-    """What the reference fold makes of these events (unreadable ones left out)."""
+def events_by_vtid(raws: list[dict[str, Any]]) -> dict[str, list[Event]]:
+    """The readable events of each VTID, as the reference decodes them (own syncs left out)."""
     by_vtid: dict[str, list[Event]] = defaultdict(list)
     for raw in raws:
         try:
@@ -410,8 +408,15 @@ def expected_rows(
         vtid = None if event.is_own_sync else of_event(event)
         if vtid is not None:
             by_vtid[vtid].append(event)
+    return by_vtid
+
+
+def expected_rows(
+    raws: list[dict[str, Any]], bases: dict[str, Base] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What the reference fold makes of these events (unreadable ones left out)."""
     out = {}
-    for vtid, events in by_vtid.items():
+    for vtid, events in events_by_vtid(raws).items():
         state = fold_events(events, (bases or {}).get(vtid))
         assert state is not None
         row = render(state)

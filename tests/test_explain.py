@@ -2,7 +2,6 @@
 the two ways a user asks for it, the CLI and `GET /api/v1/vtid/{vtid}/explain`."""
 
 import json
-from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -11,15 +10,14 @@ from hypothesis import HealthCheck, given, settings
 
 from ledger.config import Settings
 from ledger.db import Database
-from ledger.events import Event, Rejected, decode
 from ledger.explain import explain
 from ledger.fold import Base, State, fold_events, render
 from ledger.sweep import sweep
-from ledger.vtid import of_event
 from tests.conftest import (
     FunctionServer,
     empty_log,
     event,
+    events_by_vtid,
     examples,
     made_elsewhere,
     run_cli,
@@ -37,18 +35,9 @@ EXPLAIN_EXAMPLES = settings(
 
 def reference(raws: list[dict[str, Any]], base: Base | None) -> dict[str, tuple[State, int]]:
     """The reference fold's state of every VTID, and how many logged events it has."""
-    by_vtid: dict[str, list[Event]] = defaultdict(list)
-    for raw in raws:
-        try:
-            decoded = decode(raw)
-        except Rejected:
-            continue
-        vtid = None if decoded.is_own_sync else of_event(decoded)
-        if vtid is not None:
-            by_vtid[vtid].append(decoded)
     return {
         vtid: (state, len(events))
-        for vtid, events in by_vtid.items()
+        for vtid, events in events_by_vtid(raws).items()
         if (state := fold_events(events, base if vtid == "VTID-0001" else None)) is not None
     }
 

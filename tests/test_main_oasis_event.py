@@ -33,8 +33,9 @@ def send_push(fn: FunctionServer, body: Any) -> requests.Response:
     return requests.post(fn.url("/"), json=body, timeout=30)
 
 
-def send_cloud_event(fn: FunctionServer, data: bytes) -> requests.Response:
-    headers = {
+def eventarc_headers() -> dict[str, str]:
+    """A binary-mode CloudEvent as Eventarc sends a Pub/Sub message: attributes as headers."""
+    return {
         "ce-id": uuid.uuid4().hex,
         "ce-specversion": "1.0",
         "ce-source": "//pubsub.googleapis.com/projects/p/topics/oasis-events",
@@ -42,7 +43,10 @@ def send_cloud_event(fn: FunctionServer, data: bytes) -> requests.Response:
         "ce-time": "2025-11-29T10:00:00Z",
         "content-type": "application/json",
     }
-    return requests.post(fn.url("/"), json=push_body(data), headers=headers, timeout=30)
+
+
+def send_cloud_event(fn: FunctionServer, data: bytes) -> requests.Response:
+    return requests.post(fn.url("/"), json=push_body(data), headers=eventarc_headers(), timeout=30)
 
 
 def rejections(session: Session) -> list[dict[str, Any]]:
@@ -113,14 +117,6 @@ def shapes(data: bytes) -> dict[str, tuple[dict[str, str], bytes]]:
     bare = {**raw, "message": {k: v for k, v in raw["message"].items() if k != "attributes"}}
     ordered = {**raw, "message": {**raw["message"], "orderingKey": "VTID-0042"}}
     attempted = {**raw, "deliveryAttempt": 3}
-    binary = {
-        "ce-id": uuid.uuid4().hex,
-        "ce-specversion": "1.0",
-        "ce-source": "//pubsub.googleapis.com/projects/p/topics/oasis-events",
-        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-        "ce-time": "2025-11-29T10:00:00Z",
-        "content-type": "application/json",
-    }
     structured = {
         "specversion": "1.0",
         "id": uuid.uuid4().hex,
@@ -136,7 +132,7 @@ def shapes(data: bytes) -> dict[str, tuple[dict[str, str], bytes]]:
         "push without attributes": (plain, json.dumps(bare).encode()),
         "push with orderingKey": (plain, json.dumps(ordered).encode()),
         "push with deliveryAttempt": (plain, json.dumps(attempted).encode()),
-        "binary CloudEvent (Eventarc)": (binary, json.dumps(raw).encode()),
+        "binary CloudEvent (Eventarc)": (eventarc_headers(), json.dumps(raw).encode()),
         "structured CloudEvent": (
             {"content-type": "application/cloudevents+json"},
             json.dumps(structured).encode(),
