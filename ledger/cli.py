@@ -61,7 +61,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def _sweep(db: Database, label: str, progress: bool | None) -> int:
     from ledger import oasis_events, projection_offsets
-    from ledger.local.progress import bar
+    from ledger.local.progress import bar, progress_logging
     from ledger.sweep import SweepRunning, sweep_until_caught_up
 
     def backlog(session: Any) -> int:
@@ -80,7 +80,8 @@ def _sweep(db: Database, label: str, progress: bool | None) -> int:
         done = result.counters.processed
 
     try:
-        result = sweep_until_caught_up(db, on_batch=advance)
+        with progress_logging(shown):
+            result = sweep_until_caught_up(db, on_batch=advance)
     except SweepRunning as exc:
         print(str(exc), file=sys.stderr)
         return 1

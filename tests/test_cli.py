@@ -1,6 +1,7 @@
 """`python -m ledger` as an operator runs it."""
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -52,6 +53,9 @@ def test_sync_shows_progress_and_reports(settings: Settings, logged: Database) -
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"]["processed"] == 350
     assert "sync: 100%" in done.stderr and "350/350" in done.stderr
+    pieces = re.split(r"[\r\n]", done.stderr)
+    logged = [p for p in pieces if '{"severity"' in p]
+    assert logged and all(p.startswith('{"severity"') for p in logged)  # never inside the bar
     status = run_cli(settings, "status")
     assert json.loads(status.stdout)["status"]["events_processed"] == 350
 
