@@ -50,7 +50,7 @@ def check(response: requests.Response) -> None:
     media = response.headers.get("Content-Type", "").split(";")[0]
     content = documented["content"].get(media)
     assert content is not None, f"{media} is not documented for {path} {response.status_code}"
-    if media != "application/json":
+    if media not in ("application/json", NDJSON):
         return
     schema = (
         {"$ref": URI + content["schema"]["$ref"]}
@@ -58,4 +58,13 @@ def check(response: requests.Response) -> None:
         else content["schema"]
     )
     validator = Draft202012Validator(schema, registry=_registry(), format_checker=FormatChecker())
-    validator.validate(response.json())
+    body = response.json() if media == "application/json" else ndjson(response.content)
+    validator.validate(body)
+
+
+NDJSON = "application/x-ndjson"
+
+
+def ndjson(content: bytes) -> list[Any]:
+    """An NDJSON body as the list of its lines' values."""
+    return [json.loads(line) for line in content.decode().splitlines() if line.strip()]

@@ -1,6 +1,7 @@
 """Every route fuzzed from the OpenAPI document (schemathesis): whatever the input, no 5xx, and
 every response is documented, with the documented status, content type and body schema."""
 
+import json
 from typing import Any
 
 import schemathesis
@@ -13,9 +14,23 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import FunctionServer, examples
-from tests.openapi import DOCUMENT
+from tests.openapi import DOCUMENT, NDJSON, ndjson
 
 schema = schemathesis.openapi.from_path(str(DOCUMENT))
+
+
+@schemathesis.serializer(NDJSON)
+def to_ndjson(ctx: Any, value: Any) -> bytes:
+    """A generated array as NDJSON: one JSON value per line."""
+    lines = value if isinstance(value, list) else [value]
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
+@schemathesis.deserializer(NDJSON)
+def from_ndjson(ctx: Any, response: Any) -> list[Any]:
+    return ndjson(response.content)
+
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
