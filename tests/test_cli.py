@@ -18,7 +18,7 @@ import requests
 from ledger.config import Settings
 from ledger.db import Database
 from ledger.local.serve import SMOKE_EVENT
-from tests.conftest import ROOT, env_for, event, free_port, run_cli
+from tests.conftest import ROOT, env_for, event, free_port_pair, run_cli
 from tests.test_sweep import insert
 
 
@@ -238,7 +238,7 @@ class Served:
 def start_serve(settings: Settings, tmp_path: Path, *args: str, **env: str) -> Iterator[Served]:
     """`serve` exactly as the README runs it: no DATABASE_URL, so an embedded Postgres in a
     fresh data directory. Ready when it prints the banner."""
-    port = free_port()
+    port = free_port_pair()
     output = tmp_path / "serve.out"
     environment = env_for(
         settings, DATABASE_URL="", LEDGER_DB_SCHEMA="", LEDGER_DATA_DIR=str(tmp_path / "pg"), **env

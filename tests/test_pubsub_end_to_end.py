@@ -14,12 +14,12 @@ import requests
 from ledger.config import Settings
 from ledger.db import Database
 from ledger.local.serve import SMOKE_EVENT
-from tests.conftest import ROOT, env_for, free_port, ledger_row, wait_for_port
+from tests.conftest import ROOT, env_for, free_port_pair, ledger_row, wait_for_port
 
 
 @pytest.fixture
 def served_with_pubsub(settings: Settings, db: Database, pubsub_emulator: str) -> Iterator[str]:
-    port = free_port()
+    port = free_port_pair()
     topic = f"projects/local/topics/oasis-{uuid.uuid4().hex[:8]}"
     env = env_for(settings, PUBSUB_EMULATOR_HOST=pubsub_emulator, PUBSUB_TOPIC=topic)
     proc = subprocess.Popen(
