@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from ledger.config import Settings
@@ -46,6 +47,17 @@ hypothesis_settings.load_profile(
 def examples(share: float) -> int:
     """A share of the profile's example count, for tests whose examples hit the database."""
     return max(2, int(hypothesis_settings.default.max_examples * share))
+
+
+def database_examples(share: float) -> hypothesis_settings:
+    """Settings of a property test whose examples hit the database: a share of the profile's
+    examples, no deadline (a round trip is not a slow example), and fixtures shared by the
+    examples (each example empties what it uses first)."""
+    return hypothesis_settings(
+        max_examples=examples(share),
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
 
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"

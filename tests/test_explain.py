@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 from ledger.config import Settings
 from ledger.db import Database
@@ -15,10 +15,10 @@ from ledger.fold import Base, State, fold_events, render
 from ledger.sweep import sweep
 from tests.conftest import (
     FunctionServer,
+    database_examples,
     empty_log,
     event,
     events_by_vtid,
-    examples,
     made_elsewhere,
     run_cli,
     store,
@@ -26,11 +26,7 @@ from tests.conftest import (
 from tests.strategies import bases, raw_event_lists
 from tests.test_sweep import distinct_ids
 
-EXPLAIN_EXAMPLES = settings(
-    max_examples=examples(0.3),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+EXPLAIN_EXAMPLES = database_examples(0.3)
 
 
 def reference(raws: list[dict[str, Any]], base: Base | None) -> dict[str, tuple[State, int]]:

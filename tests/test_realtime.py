@@ -4,7 +4,7 @@ independence and concurrency, each held to the Python reference fold."""
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.counters import Outcome
@@ -13,8 +13,8 @@ from ledger.pubsub_message import Message
 from ledger.realtime import handle_message
 from tests.conftest import (
     Base,
+    database_examples,
     event,
-    examples,
     expected_rows,
     ledger_row,
     ledger_rows,
@@ -24,11 +24,7 @@ from tests.conftest import (
 )
 from tests.strategies import bases, raw_event_lists
 
-DB_EXAMPLES = settings(
-    max_examples=examples(0.4),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+DB_EXAMPLES = database_examples(0.4)
 
 
 def test_newer_task_completed_moves_active_row_to_complete(db: Database, session: Session) -> None:

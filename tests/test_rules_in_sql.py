@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ledger.db import Database
@@ -16,14 +16,10 @@ from ledger.events import Rejected, decode, digest, jsonb_text, parse_json, pars
 from ledger.fold import event_key
 from ledger.task_status import map_status, priority
 from ledger.vtid import extract
-from tests.conftest import examples
+from tests.conftest import database_examples
 from tests.strategies import TIMES, TYPES, raw_events
 
-RULES = settings(
-    max_examples=examples(1.0),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+RULES = database_examples(1.0)
 WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 TRAPS = " \u00a0\u2028\u0131\u212a\u00e9\u017f\x01\x85_"  # NBSP, dotless i, Kelvin, é, long s
 STORABLE = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import oasis_events, projection_offsets, writer_status
@@ -16,9 +16,9 @@ from ledger.db import Database, Session, Transient
 from ledger.sweep import sweep
 from tests.conftest import (
     INSERT_RAW,
+    database_examples,
     empty_log,
     event,
-    examples,
     expected_rows,
     ledger_row,
     ledger_rows,
@@ -332,11 +332,7 @@ def test_positions_are_transaction_ids_not_text_across_a_new_digit(
     assert run_cli(fresh_settings, "verify").returncode == 0
 
 
-SWEEP_EXAMPLES = settings(
-    max_examples=examples(0.3),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+SWEEP_EXAMPLES = database_examples(0.3)
 
 
 def distinct_ids(raws: list[dict[str, Any]]) -> list[dict[str, Any]]:
