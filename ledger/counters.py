@@ -25,21 +25,6 @@ class Counters:
     skipped: int = 0
     errors: int = 0
 
-    def add(self, outcome: Outcome) -> None:
-        if outcome is Outcome.IGNORED:
-            return
-        self.processed += 1
-        if outcome is Outcome.CREATED:
-            self.created += 1
-        elif outcome is Outcome.UPDATED:
-            self.updated += 1
-        elif outcome is Outcome.STALE:
-            self.stale += 1
-        elif outcome is Outcome.SKIPPED:
-            self.skipped += 1
-        else:
-            self.errors += 1
-
     def merge(self, other: Counters) -> None:
         for name, value in other.as_dict().items():
             setattr(self, name, getattr(self, name) + value)

@@ -324,11 +324,3 @@ def decode(obj: Any, *, default_time: datetime | None = None) -> Event:
     except Rejected as exc:
         raise Rejected(exc.reason, raw_id) from None
     return Event(id=raw_id, created_at=created_at, digest=digest(fields), **fields)
-
-
-def decode_bytes(data: bytes, *, default_time: datetime | None = None) -> Event:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Rejected("event is not valid UTF-8") from None
-    return decode(parse_json(text), default_time=default_time)

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ledger.events import MAX_EVENT_BYTES, Rejected, decode, decode_bytes
+from ledger.events import MAX_EVENT_BYTES, Event, Rejected, decode, edge_text, parse_json
 from tests.conftest import event
 
 
@@ -71,6 +71,11 @@ def test_rejection_keeps_the_event_id_when_known() -> None:
     with pytest.raises(Rejected) as info:
         decode(event(id="e-1", metadata=[1]))
     assert info.value.event_id == "e-1"
+
+
+def decode_bytes(data: bytes) -> Event:
+    """Bytes as the reference reads them: the edge's checks, then its decoder."""
+    return decode(parse_json(edge_text(data)))
 
 
 @pytest.mark.parametrize(
