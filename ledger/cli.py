@@ -109,15 +109,24 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.timefmt import plain
     from ledger.verify import verify
 
-    def work(session: Any) -> int:
-        count = 0
-        for drift in verify(session):
-            print(json.dumps(plain(asdict(drift)), default=str), flush=True)
-            count += 1
-        return count
+    def work(session: Any) -> tuple[int, int]:
+        drifted = unreadable = 0
+        for finding in verify(session):
+            print(json.dumps(plain(asdict(finding)), default=str), flush=True)
+            if finding.kind == "unreadable":
+                unreadable += 1
+            else:
+                drifted += 1
+        return drifted, unreadable
 
-    drifted = Database(settings).run(work)
+    drifted, unreadable = Database(settings).run(work)
     print(f"{drifted} row(s) drifted from the log", file=sys.stderr)
+    if unreadable:
+        print(
+            f"{unreadable} event(s) in the log cannot be read; the sweep recorded them "
+            "(python -m ledger rejections)",
+            file=sys.stderr,
+        )
     return 1 if drifted else 0
 
 

@@ -180,8 +180,15 @@ def _cloud_sql_connect(settings: Settings) -> CoreConnection:
 
 
 def startup_params(settings: Settings) -> dict[str, str]:
-    """Session settings sent with the connection request itself (no extra round trip)."""
+    """Session settings sent with the connection request itself (no extra round trip). The
+    formats are pinned so that no database or role default changes what a rule computes or a
+    read returns: a database whose TimeZone is Europe/Amsterdam prints 1850 with an offset of
+    +00:19:32, which pg8000 cannot read."""
     params = {
+        "TimeZone": "UTC",
+        "DateStyle": "ISO, YMD",
+        "IntervalStyle": "postgres",
+        "extra_float_digits": "3",
         "statement_timeout": str(int(settings.statement_timeout_s * 1000)),
         "lock_timeout": str(int(settings.lock_timeout_s * 1000)),
         "idle_in_transaction_session_timeout": str(

@@ -21,7 +21,13 @@ from decimal import Decimal
 from typing import Any
 
 MAX_EVENT_BYTES = 256 * 1024
-"""A larger event is rejected: a task event that size is a producer bug, and it would bloat rows."""
+"""An event whose JSON text is larger is rejected on every path (docs/behaviour.md §1)."""
+MAX_NUMBER_DIGITS = 1000
+"""Digits of a JSON number as jsonb keeps it (`1e2` is `100`): a larger one is rejected."""
+MAX_DEPTH = 64
+"""Levels of nesting of an event's JSON, the event object being the first."""
+MAX_FRACTION_DIGITS = 100
+"""Fraction digits of created_at read before rounding; Postgres cannot read a longer time."""
 
 PROJECTOR_SERVICE = "oasis-projector"
 SYNC_TYPE = "ledger_sync"
@@ -34,9 +40,6 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "status": ("status",),
     "metadata": ("metadata", "payload"),
 }
-# Postgres's numeric: at most 131072 digits before the point and 16383 after.
-_MAX_NUMERIC_INTEGER_DIGITS = 131072
-_MAX_NUMERIC_SCALE = 16383
 
 
 class Rejected(ValueError):
@@ -74,34 +77,84 @@ class Event:
         return self.service == PROJECTOR_SERVICE and self.type == SYNC_TYPE
 
 
-# --- Strict JSON ------------------------------------------------------------------------------
+# --- Strict JSON, within the limits of one edge -----------------------------------------------
+
+
+class _OverLimit(ValueError):
+    """A JSON value beyond one of the edge's limits (not a syntax error)."""
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def number_digits(value: int | Decimal | float) -> int:
+    """Digits of a number as jsonb prints it (numeric's text: no exponent, no sign)."""
+    if isinstance(value, int):
+        # 2**3400 has more than 1,000 digits: no need to print it (CPython refuses past 4,300).
+        return MAX_NUMBER_DIGITS + 1 if value.bit_length() > 3400 else len(str(abs(value)))
+    number = value if isinstance(value, Decimal) else Decimal(repr(value))
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent >= 0:
+        return 1 if number.is_zero() else len(digits) + exponent
+    return -exponent + max(1, len(digits) + exponent)
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _OverLimit(f"a number of more than {MAX_NUMBER_DIGITS} digits")
+    return int(text)
+
+
 def _number(text: str) -> Decimal:
     value = Decimal(text)
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if value.adjusted() >= _MAX_NUMERIC_INTEGER_DIGITS or -exponent > _MAX_NUMERIC_SCALE:
-        raise ValueError(f"{text[:32]} is out of range for a JSON number Postgres can store")
+    if number_digits(value) > MAX_NUMBER_DIGITS:
+        raise _OverLimit(f"a number of more than {MAX_NUMBER_DIGITS} digits")
     return value
 
 
-def parse_json(data: bytes | str) -> Any:
-    """Parse JSON strictly: no NaN or Infinity, no number jsonb cannot hold, within the size
-    limit. Numbers are kept as written (int or Decimal)."""
-    size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
-    if size > MAX_EVENT_BYTES:
-        raise Rejected(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}")
+def limits_reason(value: Any, depth: int = 1) -> str | None:
+    """Why a JSON value (at nesting level `depth`) breaks the edge's limits, or None. Walks
+    without recursion: a value nested thousands deep cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, depth)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping | list):
+            if level > MAX_DEPTH:
+                return f"event JSON nests deeper than {MAX_DEPTH} levels"
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, level + 1) for child in children)
+        elif (
+            isinstance(item, int | Decimal | float)
+            and not isinstance(item, bool)
+            and number_digits(item) > MAX_NUMBER_DIGITS
+        ):
+            return f"event JSON holds a number of more than {MAX_NUMBER_DIGITS} digits"
+    return None
+
+
+def parse_json(data: bytes | str, *, limited: bool = True) -> Any:
+    """Parse JSON strictly: no NaN or Infinity; numbers kept as written (int or Decimal). Limited
+    (an event, or JSON inside one): numbers of at most 1,000 digits, at most 64 levels. Not
+    limited (what the ledger holds): any depth Python can parse, any number Postgres holds."""
     try:
-        return json.loads(data, parse_constant=_reject_constant, parse_float=_number)
+        value = json.loads(
+            data,
+            parse_constant=_reject_constant,
+            parse_float=_number if limited else Decimal,
+            # Not limited: Decimal reads integers of any length (int stops at 4,300 digits).
+            parse_int=_int if limited else Decimal,
+        )
+    except _OverLimit as exc:
+        raise Rejected(f"event JSON holds {exc}") from None
     except RecursionError:
-        raise Rejected("event JSON is nested too deeply") from None
+        raise Rejected(f"event JSON nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise Rejected(f"event is not valid JSON: {exc}") from None
+    if limited and (reason := limits_reason(value)):
+        raise Rejected(reason)
+    return value
 
 
 def check_storable(value: Any, where: str) -> None:
@@ -124,16 +177,30 @@ def check_storable(value: Any, where: str) -> None:
             stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
 
 
+def _storable(text: str) -> bool:
+    try:
+        check_storable(text, "text")
+    except Rejected:
+        return False
+    return True
+
+
+def check_size(size: int) -> None:
+    if size > MAX_EVENT_BYTES:
+        raise Rejected(f"event JSON is {size} bytes; the limit is {MAX_EVENT_BYTES} (256 KiB)")
+
+
 def edge_text(data: bytes) -> str:
-    """What the edge passes on: the payload as text once it is strict JSON within the size
-    limit. The database then decodes it (ledger_decode_json), numbers keeping the digits they
-    were sent with; text Postgres cannot hold (an escaped NUL, a lone surrogate) it refuses
-    itself, and that refusal is recorded like any other."""
+    """What the edge passes on: the payload as text once it is strict JSON within the edge's
+    limits (size, digits, depth) and holds nothing Postgres cannot store (NUL, a lone
+    surrogate). The database then decodes it (ledger_decode_json), numbers keeping the digits
+    they were sent with."""
+    check_size(len(data))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise Rejected("event is not valid UTF-8") from None
-    parse_json(text)
+    check_storable(parse_json(text), "event")
     return text
 
 
@@ -161,8 +228,7 @@ def _numeric_text(value: Decimal) -> str:
     return text.lstrip("-") if value.is_zero() else text
 
 
-def jsonb_text(value: Any) -> str:
-    """A JSON value as Postgres's jsonb prints it: object keys by length, then bytes."""
+def _scalar_text(value: Any) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -177,12 +243,38 @@ def jsonb_text(value: Any) -> str:
         return _numeric_text(Decimal(repr(value)))
     if isinstance(value, str):
         return _json_string(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(jsonb_text(item) for item in value) + "]"
-    if isinstance(value, Mapping):
-        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
-        return "{" + ", ".join(f"{_json_string(k)}: {jsonb_text(value[k])}" for k in keys) + "}"
     raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def jsonb_text(value: Any) -> str:
+    """A JSON value as Postgres's jsonb prints it: object keys by length, then bytes. Written
+    without recursion, so that no depth of nesting can exhaust the stack."""
+    out: list[str] = []
+    # Work items: a value to print, or a piece of punctuation to emit as it is.
+    stack: list[tuple[bool, Any]] = [(False, value)]
+    while stack:
+        literal, item = stack.pop()
+        if literal:
+            out.append(item)
+        elif isinstance(item, Mapping):
+            keys = sorted(item, key=lambda k: (len(k.encode()), k.encode()))
+            todo: list[tuple[bool, Any]] = [(True, "{")]
+            for i, key in enumerate(keys):
+                todo.append((True, (", " if i else "") + _json_string(key) + ": "))
+                todo.append((False, item[key]))
+            todo.append((True, "}"))
+            stack.extend(reversed(todo))
+        elif isinstance(item, list):
+            todo = [(True, "[")]
+            for i, sub in enumerate(item):
+                if i:
+                    todo.append((True, ", "))
+                todo.append((False, sub))
+            todo.append((True, "]"))
+            stack.extend(reversed(todo))
+        else:
+            out.append(_scalar_text(item))
+    return "".join(out)
 
 
 _RECORD_QUOTE = frozenset('"\\(),') | frozenset(" \t\n\r\x0b\x0c")
@@ -220,8 +312,9 @@ _EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 
 def _postgres_microseconds(digits: str) -> int:
     """Postgres reads a fraction with strtod and rounds it with rint: the same double, rounded
-    half to even. An event read back from the table and the same event pushed are one instant."""
-    return round(float("0." + digits) * 1_000_000) if digits else 0
+    half to even. An event read back from the table and the same event pushed are one instant.
+    Digits past the 100th are dropped first (Postgres refuses so long a time; both do this)."""
+    return round(float("0." + digits[:MAX_FRACTION_DIGITS]) * 1_000_000) if digits else 0
 
 
 def _offset(zone: str | None) -> timezone | None:
@@ -264,23 +357,38 @@ def parse_time(value: Any, name: str = "created_at") -> datetime:
     return parsed
 
 
+def time_text(value: datetime) -> str:
+    """A time as the canonical event JSON writes it (`ledger_time_text`): UTC, microseconds, Z,
+    whatever any server or session setting says."""
+    t = value.astimezone(UTC)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+        f".{t.microsecond:06d}Z"
+    )
+
+
 # --- Decoding ---------------------------------------------------------------------------------
 
 
 def _text(obj: Mapping[str, Any], *names: str) -> str | None:
-    """First present value among the aliases; null and "" are absent; non-strings are rejected."""
+    """First present value among the aliases; null and "" are absent. Every present alias
+    must be a string, the ones behind the first too (as Postgres checks them)."""
+    found: str | None = None
     for name in names:
         value = obj.get(name)
-        if value is None or value == "":
+        if value is None:
             continue
         if not isinstance(value, str):
             raise Rejected(f"{name} must be a string, got {type(value).__name__}")
-        check_storable(value, name)
-        return value
-    return None
+        if found is None and value != "":
+            found = value
+    return found
 
 
 def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """metadata, else payload: an object, or a string holding one. Both are checked when both
+    are present."""
+    found: dict[str, Any] | None = None
     for name in _ALIASES["metadata"]:
         value = obj.get(name)
         if value is None or value == "":
@@ -289,9 +397,30 @@ def _metadata(obj: Mapping[str, Any]) -> dict[str, Any]:
             value = parse_json(value) if value.strip() else {}
         if not isinstance(value, Mapping):
             raise Rejected(f"{name} must be a JSON object, got {type(value).__name__}")
-        check_storable(value, name)
-        return dict(value)
-    return {}
+        if found is None:
+            found = dict(value)
+    return found or {}
+
+
+def event_json(event_id: str, created_at: datetime, fields: Mapping[str, Any]) -> str:
+    """The decoded event's canonical JSON text (`ledger_event_json`): what ingest publishes, and
+    what the edge's limits measure for a row of the log."""
+    names = ("type", "service", "status", *_TEXT_FIELDS)
+    obj: dict[str, Any] = {"id": event_id, "created_at": time_text(created_at)}
+    obj.update((_WIRE_NAMES.get(n, n), fields[n]) for n in names if fields[n] is not None)
+    obj["metadata"] = fields["metadata"]
+    return jsonb_text(obj)
+
+
+_WIRE_NAMES = {"type": "topic"}
+
+
+def _check_event_json(event_id: str, created_at: datetime, fields: Mapping[str, Any]) -> None:
+    """The edge's limits on the event as decoded: the same measure on every path."""
+    reason = limits_reason(fields["metadata"], depth=2)
+    if reason is not None:
+        raise Rejected(reason)
+    check_size(len(event_json(event_id, created_at, fields).encode("utf-8")))
 
 
 def decode(obj: Any, *, default_time: datetime | None = None) -> Event:
@@ -303,8 +432,11 @@ def decode(obj: Any, *, default_time: datetime | None = None) -> Event:
         raise Rejected("event has no id")
     if not isinstance(raw_id, str):
         raise Rejected(f"id must be a string, got {type(raw_id).__name__}")
-    check_storable(raw_id, "id")
     try:
+        check_storable(obj, "event")
+        for name in _ALIASES["created_at"]:
+            if obj.get(name) is not None and not isinstance(obj[name], str | datetime):
+                raise Rejected(f"{name} must be an ISO-8601 string, got {type(obj[name]).__name__}")
         raw_time = next(
             (obj[n] for n in _ALIASES["created_at"] if obj.get(n) not in (None, "")), None
         )
@@ -321,6 +453,7 @@ def decode(obj: Any, *, default_time: datetime | None = None) -> Event:
             **{name: _text(obj, name) for name in _TEXT_FIELDS},
             "metadata": _metadata(obj),
         }
+        _check_event_json(raw_id, created_at, fields)
     except Rejected as exc:
-        raise Rejected(exc.reason, raw_id) from None
+        raise Rejected(exc.reason, raw_id if _storable(raw_id) else None) from None
     return Event(id=raw_id, created_at=created_at, digest=digest(fields), **fields)

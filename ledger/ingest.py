@@ -2,14 +2,14 @@
 oasis_events, then publish them.
 
 The edge (strict JSON, the size limit) is here; deciding whether an event can become a row and
-storing it is `ledger_ingest` in migrations/, by the same rules as every other path. Many events
-(NDJSON) go in chunks, one statement and one transaction per chunk.
+storing it is `ledger_ingest_event` in migrations/, by the same rules as every other path.
+Many events (NDJSON) go in chunks, one statement and one transaction per chunk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,9 @@ class Ingested:
     event_id: str | None = None
     reason: str | None = None
     published: bool = False
-    wire: dict[str, Any] | None = None
+    wire: str | None = None
+    """The stored event's canonical JSON text: what is published, byte for byte."""
+    event_type: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         if self.outcome == "rejected":
@@ -55,7 +57,13 @@ def _stored(row: dict[str, Any]) -> Ingested:
             "event rejected",
             extra={"reason": row["reason"], "event_id": row["event_id"], "source": SOURCE},
         )
-    return Ingested(row["outcome"], row["event_id"], row["reason"], wire=row["wire"])
+    return Ingested(
+        row["outcome"],
+        row["event_id"],
+        row["reason"],
+        wire=row["wire"],
+        event_type=row["event_type"],
+    )
 
 
 def _store_one(db: Database, payload: str, received_at: datetime) -> Ingested:
@@ -88,12 +96,12 @@ def _publish(topic_path: str | None, done: Ingested) -> Ingested:
     from ledger import publisher
 
     try:
-        attributes = {"type": str(done.wire.get("topic") or ""), "event_id": done.event_id or ""}
-        publisher.publish(topic_path, done.wire, attributes)
+        attributes = {"type": done.event_type or "", "event_id": done.event_id or ""}
+        publisher.publish(topic_path, done.wire.encode("utf-8"), attributes)
     except Exception as exc:  # noqa: BLE001 - stored already; the sweep will apply it
         log.warning("publish failed; the sweep will apply the event", extra={"error": str(exc)})
         return done
-    return Ingested(done.outcome, done.event_id, published=True, wire=done.wire)
+    return replace(done, published=True)
 
 
 def ingest_one(db: Database, raw: bytes, topic_path: str | None) -> Ingested:

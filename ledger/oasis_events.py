@@ -43,13 +43,15 @@ RECENT_SYNCS = f"""
 SELECT id::text AS id, status, notes, metadata, created_at FROM oasis_events
 WHERE {_OWN} ORDER BY created_at DESC LIMIT :limit"""
 
-INGEST = "SELECT outcome, event_id, reason, wire FROM ledger_ingest(:payload, :received_at)"
+INGEST = """
+SELECT outcome, event_id, reason, wire, event_type
+FROM ledger_ingest_event(:payload, :received_at)"""
 
 # Many events in one statement (one transaction): NDJSON ingest stores thousands a second.
 INGEST_MANY = """
-SELECT r.outcome, r.event_id, r.reason, r.wire
+SELECT r.outcome, r.event_id, r.reason, r.wire, r.event_type
 FROM unnest(CAST(:payloads AS text[])) WITH ORDINALITY AS p(payload, n),
-LATERAL ledger_ingest(p.payload, :received_at) AS r
+LATERAL ledger_ingest_event(p.payload, :received_at) AS r
 ORDER BY p.n"""
 
 # verify: every event with what Postgres's rules make of it (its VTID, or why it is rejected),

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
 from ledger import fold, oasis_events, projection_offsets, vtid_ledger
 from ledger.db import Database, Session
-from ledger.events import Event, Rejected, decode, parse_json, parse_time
+from ledger.events import Event, Rejected, decode, jsonb_text, parse_json, parse_time
 from ledger.sweep import LOCK, UNLOCK, SweepRunning
 from ledger.vtid import of_event
 
@@ -27,9 +28,15 @@ FETCH = 2000
 
 @dataclass(frozen=True, slots=True)
 class Drift:
+    """A finding: a row that differs from the fold of its events or an event the two rule sets
+    read differently (kind "drift"), or an event of the log that neither can read (kind
+    "unreadable": recorded in ledger_rejections by the sweep, not a fault of the ledger)."""
+
     vtid: str
     problem: str
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kind: str = "drift"
+    event_id: str | None = None
 
 
 def _cursor(session: Session, name: str) -> Iterator[dict[str, Any]]:
@@ -41,18 +48,21 @@ def _cursor(session: Session, name: str) -> Iterator[dict[str, Any]]:
 
 
 def _json(text: str | None) -> Any:
-    return None if text is None else parse_json(text)
+    """What the ledger holds, read back: no event limits (a row gathers many events' keys)."""
+    return None if text is None else parse_json(text, limited=False)
 
 
-def _reference(raw: dict[str, Any]) -> tuple[Event | None, str | None]:
-    """The event as the reference decodes it, and its VTID (None: rejected, skipped or own)."""
-    obj = {**raw, "metadata": _json(raw["metadata"])}
-    if obj["created_at"] is None:
-        obj["created_at"] = raw["created_at_text"]
+def _reference(raw: dict[str, Any]) -> tuple[Event | str, str | None]:
+    """The event as the reference decodes it (or why it cannot), and its VTID (None: rejected,
+    skipped or own). Whatever the log holds, this returns."""
     try:
+        metadata = None if raw["metadata"] is None else parse_json(raw["metadata"])
+        obj = {**raw, "metadata": metadata}
+        if obj["created_at"] is None:
+            obj["created_at"] = raw["created_at_text"]
         event = decode(obj)
-    except Rejected:
-        return None, None
+    except Rejected as exc:
+        return exc.reason, None
     return event, None if event.is_own_sync else of_event(event)
 
 
@@ -64,7 +74,22 @@ def _base(row: dict[str, Any]) -> fold.Base | None:
         was = {name: row[name] for name in fold.Base.__dataclass_fields__}
         was["metadata"] = _json(row["metadata"])
     at = was.get("last_event_at")
-    return fold.Base(**{**was, "last_event_at": parse_time(at) if at is not None else None})
+    return fold.Base(**{**was, "last_event_at": _base_time(at)})
+
+
+def _base_time(text: str | None) -> datetime | None:
+    """A stored base's time: written as ledger_time_text writes it, or (rows converted before
+    that) in whatever zone the session had, such as +00:19:32."""
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except Rejected:
+        return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _metadata_text(value: Any) -> str | None:
+    return None if value is None else jsonb_text(value)
 
 
 def _compare(vtid: str, row: dict[str, Any] | None, events: list[Event]) -> Drift | None:
@@ -72,15 +97,21 @@ def _compare(vtid: str, row: dict[str, Any] | None, events: list[Event]) -> Drif
         return Drift(vtid, "row is missing") if events else None
     if not events:
         return None if row["made_elsewhere"] else Drift(vtid, "row has no events in the log")
-    state = fold.fold_events(events, _base(row))
+    try:
+        base = _base(row)
+    except (Rejected, ValueError) as exc:
+        return Drift(vtid, f"the row's stored base cannot be read: {exc}")
+    state = fold.fold_events(events, base)
     assert state is not None
     expected = fold.render(state)
-    actual = {**row, "metadata": _json(row["metadata"])}
+    # Metadata is compared as jsonb prints it, so that 1.50 against 1.5 is drift too.
     differs = {
-        name: {"ledger": actual[name], "log": getattr(expected, name)}
+        name: {"ledger": row[name], "log": getattr(expected, name)}
         for name in COLUMNS
-        if actual[name] != getattr(expected, name)
+        if name != "metadata" and row[name] != getattr(expected, name)
     }
+    if row["metadata"] != _metadata_text(expected.metadata):
+        differs["metadata"] = {"ledger": row["metadata"], "log": _metadata_text(expected.metadata)}
     return Drift(vtid, "row differs from the fold of its events", differs) if differs else None
 
 
@@ -92,16 +123,23 @@ def _groups(session: Session) -> Iterator[tuple[str, list[Event], list[Drift]]]:
         disagree: list[Drift] = []
         for raw in raws:
             event, vtid = _reference(raw)
-            if (event is None) != (raw["sql_reason"] is not None) or vtid != sql_vtid:
+            rejected = None if isinstance(event, Event) else event
+            if (rejected is None) != (raw["sql_reason"] is None) or vtid != sql_vtid:
                 disagree.append(
                     Drift(
                         str(sql_vtid or vtid or ""),
                         f"event {raw['id']!r}: Postgres reads VTID {sql_vtid!r} "
                         f"(rejected: {raw['sql_reason']!r}), the reference VTID {vtid!r} "
-                        f"(rejected: {event is None})",
+                        f"(rejected: {rejected!r})",
+                        event_id=raw["id"],
                     )
                 )
-            elif event is not None and vtid is not None:
+            elif rejected is not None:
+                disagree.append(
+                    Drift("", f"event cannot be read: {rejected}", kind="unreadable",
+                          event_id=raw["id"])
+                )  # fmt: skip
+            elif isinstance(event, Event) and vtid is not None:
                 events.append(event)
         if sql_vtid is not None:
             yield sql_vtid, events, disagree
@@ -110,7 +148,8 @@ def _groups(session: Session) -> Iterator[tuple[str, list[Event], list[Drift]]]:
 
 
 def verify(session: Session) -> Iterator[Drift]:
-    """Every row that differs from the fold of its events, and every event read differently."""
+    """Every row that differs from the fold of its events, every event read differently, and
+    every event that cannot be read."""
     session.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
         session.script(f"DECLARE ledger_events NO SCROLL CURSOR FOR {oasis_events.STREAM}")

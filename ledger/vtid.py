@@ -19,8 +19,12 @@ def normalise(candidate: str) -> str:
     return candidate.strip().translate(_ASCII_UPPER)
 
 
+MAX_LENGTH = 64
+"""A longer candidate is no VTID (docs/behaviour.md §2): it could not be indexed either."""
+
+
 def is_valid(vtid: str) -> bool:
-    return _VALID.fullmatch(vtid) is not None
+    return len(vtid) <= MAX_LENGTH and _VALID.fullmatch(vtid) is not None
 
 
 def extract(

@@ -4,6 +4,7 @@ functions served by functions-framework over real HTTP, and a Pub/Sub emulator."
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from hypothesis import settings as hypothesis_settings
 from ledger.config import Settings
 from ledger.counters import Outcome
 from ledger.db import Database, Session, parse_url
-from ledger.events import Event, Rejected, decode, jsonb_text, parse_json, parse_time
+from ledger.events import Event, Rejected, decode, jsonb_text, parse_time
 from ledger.fold import Base, Row, fold_events, render
 from ledger.local.serve import function_command
 from ledger.migrate import migrate
@@ -99,19 +100,39 @@ def _linguistic(url: str) -> str:
     return urlunsplit(p._replace(path="/" + ICU_DATABASE))
 
 
+NON_UTC = "Europe/Amsterdam"
+
+
+def away_from_utc(url: str) -> str:
+    """A database the tests made, set to read and write times in Europe/Amsterdam (where 1850
+    is +00:19:32) and dates day first, as a user's may be: nothing may depend on it."""
+    admin = Database(Settings(database_url=url))
+    try:
+        admin.run(
+            lambda s: s.script(
+                f"ALTER DATABASE {parse_url(url).database} SET TimeZone TO '{NON_UTC}';"
+                f"ALTER DATABASE {parse_url(url).database} SET DateStyle TO 'SQL, DMY'"
+            )
+        )
+    finally:
+        admin.close()
+    return url
+
+
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """TEST_DATABASE_URL as given; else the machine's Postgres (an ICU database on it), else an
-    embedded one started here."""
+    embedded one started here. A database the tests made is away from UTC."""
     if os.environ.get("TEST_DATABASE_URL"):
         yield os.environ["TEST_DATABASE_URL"]
         return
     if _reachable(LOCAL_URL):
-        yield _linguistic(LOCAL_URL)
+        url = _linguistic(LOCAL_URL)
+        yield away_from_utc(url) if url != LOCAL_URL else url
         return
     from ledger.local import embedded
 
-    yield embedded.url(tmp_path_factory.mktemp("pg"))
+    yield away_from_utc(embedded.url(tmp_path_factory.mktemp("pg")))
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +141,7 @@ def fresh_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     hundreds, so they gain a digit early (a long-lived server's all have the same length)."""
     from ledger.local import embedded
 
-    return embedded.url(tmp_path_factory.mktemp("fresh-pg"))
+    return away_from_utc(embedded.url(tmp_path_factory.mktemp("fresh-pg")))
 
 
 def _schema_settings(server_url: str) -> Iterator[Settings]:
@@ -349,9 +370,15 @@ def run_together(*work: Callable[[], object]) -> list[BaseException]:
 # --- Events in, rows out ------------------------------------------------------------------------
 
 
+def json_text(raw: Any) -> str:
+    """A raw event's JSON text as a producer writes it: numbers as written (Decimal is printed
+    as is), a lone surrogate as its escape (`\\ud800`), which is the only way JSON carries one."""
+    return re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", jsonb_text(raw))
+
+
 def as_json(raw: Any) -> bytes:
-    """A raw event as a producer sends it (numbers as written: Decimal is printed as is)."""
-    return jsonb_text(raw).encode()
+    """A raw event as a producer sends it."""
+    return json_text(raw).encode()
 
 
 def _present(raw: dict[str, Any], *names: str) -> Any:
@@ -405,15 +432,14 @@ LEDGER_COLUMNS = (
 
 
 def ledger_rows(db: Database) -> dict[str, dict[str, Any]]:
-    """The columns the fold determines, by VTID; metadata parsed as the reference parses JSON."""
+    """The columns the fold determines, by VTID; metadata as jsonb prints it, so that a number
+    that lost its digits (1.50 against 1.5) is a difference."""
     rows = db.run(
-        lambda s: s.rows(f"SELECT vtid, {LEDGER_COLUMNS}, metadata::text AS m FROM vtid_ledger")
+        lambda s: s.rows(
+            f"SELECT vtid, {LEDGER_COLUMNS}, metadata::text AS metadata FROM vtid_ledger"
+        )
     )
-    out = {}
-    for r in rows:
-        text, vtid = r.pop("m"), r.pop("vtid")
-        out[vtid] = {**r, "metadata": None if text is None else parse_json(text)}
-    return out
+    return {r.pop("vtid"): r for r in rows}
 
 
 def ledger_row(session: Session, vtid: str) -> dict[str, Any] | None:
@@ -446,6 +472,7 @@ def expected_rows(
         assert state is not None
         row = render(state)
         out[vtid] = {name: getattr(row, name) for name in Row.__slots__}
+        out[vtid]["metadata"] = None if row.metadata is None else jsonb_text(row.metadata)
     return out
 
 

@@ -17,6 +17,8 @@ from ledger.events import Event, decode
 from ledger.fold import Base
 
 VTIDS = ["VTID-0001", "vtid-0002 ", "DEV-OASIS-0010", "\u00a0VTID-0001\u2028"]
+# 64 characters is a VTID; 65 is none (and too long for the ledger's index).
+LONG_VTIDS = ["VTID-" + "0" * 59, "VTID-" + "0" * 60]
 # One instant, written differently, and its neighbours: ties between events are common.
 TIMES = [
     "2025-11-29T10:00:00Z",
@@ -26,6 +28,8 @@ TIMES = [
     "2025-11-29T10:00:00.9999995Z",  # rounds up into the next second
     "2025-11-29T10:00:01Z",
     "2025-11-29T09:59:59.123456789-00:00",
+    # Longer than Postgres reads: digits past the 100th are dropped on every path.
+    "2025-11-29T10:00:00." + "4" * 99 + "6" + "9" * 30 + "Z",
 ]
 TYPES = [
     None,
@@ -43,8 +47,35 @@ STATUSES = [None, "success", " ERROR ", "cancelled", "queued", "odd", "bloc\u212
 IDS = st.sampled_from(["a", "B", "é", "a\x01", "ab", "Z", "e\u0301", "10", "9", "x" * 40])
 TEXT = st.sampled_from([None, "", "alpha", "Beta", "\u00e9t\u00e9"])
 NUMBERS = st.sampled_from(
-    [Decimal("1.0"), 1, Decimal("1.50"), Decimal("-0.0"), 12345678901234567890, Decimal("1E+2")]
+    [
+        Decimal("1.0"),
+        1,
+        Decimal("1.50"),
+        Decimal("-0.0"),
+        12345678901234567890,
+        Decimal("1E+2"),
+        Decimal("12345678901234567890.12345"),
+        10**29 + 7,  # 30 digits
+        Decimal("0E+131072"),  # zero, however large its exponent: one digit as jsonb keeps it
+        int("9" * 1000),  # the most digits a number may have
+        Decimal("1E-999"),  # 0.000…1: a thousand digits too
+    ]
 )
+
+
+def nested(depth: int) -> Any:
+    """A value `depth` levels deep (as a value of metadata, itself level 2 of the event)."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# Values at and past the edge's limits: 64 levels in all, 1,000 digits, 256 KiB of JSON.
+EDGE_VALUES = st.sampled_from(
+    [nested(62), nested(63), nested(80), int("9" * 1001), Decimal("1E-1000"),
+     "x" * (256 * 1024 - 600), "x" * (256 * 1024)]
+)  # fmt: skip
 META_KEYS = [
     "description",
     "summary",
@@ -76,13 +107,21 @@ MESSAGES = st.sampled_from(
 
 @st.composite
 def raw_events(draw: st.DrawFn, vtids: list[str] = VTIDS, readable: bool = True) -> dict[str, Any]:
-    metadata: Any = draw(st.dictionaries(st.sampled_from(META_KEYS), META_VALUES, max_size=4))
+    values = META_VALUES if readable else st.one_of(META_VALUES, EDGE_VALUES)
+    metadata: Any = draw(st.dictionaries(st.sampled_from(META_KEYS), values, max_size=4))
     if not readable and draw(st.booleans()):
-        metadata = draw(st.sampled_from([[1], "not json", 5, '{"a": 1}', "  "]))
+        metadata = draw(
+            st.sampled_from(
+                [[1], "not json", 5, '{"a": 1}', "  ", '{"n": ' + "1" * 1001 + "}",
+                 '{"n": 1.50, "d": ' + "[" * 63 + "]" * 63 + "}"]
+            )
+        )  # fmt: skip
     raw: dict[str, Any] = {
         "id": draw(IDS),
         "created_at": draw(st.sampled_from(TIMES)),
-        "vtid": draw(st.one_of(st.sampled_from(vtids), st.sampled_from([None, "VTID-ABC"]))),
+        "vtid": draw(
+            st.one_of(st.sampled_from(vtids), st.sampled_from([None, "VTID-ABC", *LONG_VTIDS]))
+        ),
         "topic": draw(st.sampled_from(TYPES)),
         "status": draw(st.sampled_from(STATUSES)),
         "service": draw(st.sampled_from([None, "ci", "gateway"])),
@@ -98,6 +137,16 @@ def raw_events(draw: st.DrawFn, vtids: list[str] = VTIDS, readable: bool = True)
         raw[draw(st.sampled_from(["created_at", "message", "id"]))] = draw(
             st.sampled_from([5, "yesterday", "2025-02-30T00:00:00Z", None])
         )
+    if not readable and draw(st.booleans()):
+        # An alias behind a present field, of the wrong type; text Postgres cannot store.
+        name, value = draw(
+            st.sampled_from(
+                [("event", 5), ("source", {"x": 1}), ("createdAt", 5), ("payload", 5),
+                 ("payload", "not json"), ("payload", {"ok": 1}), ("extra", "\x00"),
+                 ("extra", "\ud800"), ("extra", {"k\x00": 1})]
+            )
+        )  # fmt: skip
+        raw[name] = value
     return raw
 
 

@@ -333,3 +333,34 @@ def test_serve_with_pubsub_publishes_what_it_ingests_and_applies_it_at_once(
     assert tasks and tasks[0]["status"] == "pending"
     metrics = requests.get(f"{url}/metrics", timeout=30).json()["projectors"]
     assert metrics["vtid_ledger_sync"]["created"] == 1
+
+
+def test_verify_reports_every_event_it_cannot_read_and_goes_on(
+    settings: Settings, db: Database
+) -> None:
+    """A log holding every case of the edge at once, and events from 1850 and with a VTID too
+    long: sync, then verify ends with a report (each unreadable event named), not a traceback."""
+    from tests.test_sweep import EDGE_CASES
+
+    raws = [
+        event(id=f"edge-{n}", vtid=f"VTID-{n:04d}", metadata=metadata)
+        for n, (metadata, _) in enumerate(EDGE_CASES.values())
+    ]
+    raws += [
+        event(id="old", vtid="VTID-1850", created_at="1850-01-01T00:00:00Z"),
+        event(id="long", vtid="VTID-" + "0" * 60),
+    ]
+    insert(db, *raws)
+    assert run_cli(settings, "sync", "--quiet").returncode == 0
+    verified = run_cli(settings, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "Traceback" not in verified.stderr
+    unreadable = {
+        json.loads(line)["event_id"]
+        for line in verified.stdout.splitlines()
+        if json.loads(line)["kind"] == "unreadable"
+    }
+    assert unreadable == {
+        f"edge-{n}" for n, (_, within) in enumerate(EDGE_CASES.values()) if not within
+    }
+    assert "event(s) in the log cannot be read" in verified.stderr

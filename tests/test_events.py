@@ -60,6 +60,16 @@ def test_publish_time_stands_in_for_missing_created_at() -> None:
         (event(metadata={"k": "a\x00b"}), "NUL"),
         (event(title="\ud800"), "surrogate"),
         (event(created_at="9999-12-31T23:00:00-05:00"), "between years 1 and 9999"),
+        # Every present alias must be a string, the ones behind the first present one too.
+        (event(topic="task_started", event=5), "event must be a string"),
+        (event(service="ci", source={"x": 1}), "source must be a string"),
+        (event(createdAt=5), "createdAt must be an ISO-8601 string"),
+        (event(metadata={"a": 1}, payload=5), "payload must be a JSON object"),
+        (event(metadata={"a": 1}, payload="not json"), "not valid JSON"),
+        # Text Postgres cannot store, in a field no rule reads.
+        (event(extra="\x00"), "NUL"),
+        (event(extra={"k\x00": 1}), "NUL"),
+        (event(extra=["\ud800"]), "surrogate"),
     ],
 )
 def test_unreadable_events_are_rejected_with_a_reason(raw: object, reason: str) -> None:
@@ -120,3 +130,59 @@ def test_fractions_beyond_microseconds_round_as_postgres_does(
 ) -> None:
     e = decode(event(created_at=f"2025-11-29T10:00:00{fraction}Z"))
     assert (e.created_at.second, e.created_at.microsecond) == (second, micros)
+
+
+@pytest.mark.parametrize(
+    ("text", "within"),
+    [
+        ('{"n": ' + "9" * 1000 + "}", True),
+        ('{"n": ' + "9" * 1001 + "}", False),
+        ('{"n": -' + "9" * 1001 + "}", False),
+        ('{"n": 0.' + "0" * 998 + "1}", True),  # 1,000 digits as jsonb prints it
+        ('{"n": 1e-1000}', False),  # 0.000…1: 1,001 digits
+        ('{"n": 1e999}', True),
+        ('{"n": 1e1000}', False),
+        ('{"n": 0e131072}', True),  # jsonb keeps it as 0
+        ("[" * 64 + "]" * 64, True),
+        ("[" * 65 + "]" * 65, False),
+        ("[" * 100000 + "]" * 100000, False),
+    ],
+)
+def test_the_edge_limits_digits_and_depth(text: str, within: bool) -> None:
+    if within:
+        edge_text(text.encode())
+    else:
+        with pytest.raises(Rejected, match=r"digits|levels"):
+            edge_text(text.encode())
+
+
+def test_the_limits_hold_for_the_decoded_event_too() -> None:
+    """What the raw text cannot show (a JSON string holding metadata) the decoder checks: the
+    event is level 1 and its metadata level 2."""
+    with pytest.raises(Rejected, match="digits"):
+        decode(event(metadata='{"n": ' + "1" * 1001 + "}"))
+    with pytest.raises(Rejected, match="levels"):
+        decode(event(metadata={"x": _nest(63)}))
+    decode(event(metadata={"x": _nest(62)}))
+    with pytest.raises(Rejected, match="256 KiB"):
+        decode(event(message="x" * MAX_EVENT_BYTES))
+
+
+def _nest(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_a_long_fraction_is_read_to_its_100th_digit() -> None:
+    """Postgres cannot read a time this long; both rule sets drop the digits past the 100th."""
+    e = decode(event(created_at=f"2025-11-29T10:00:00.{'4' * 99}6{'9' * 200}Z"))
+    assert e.created_at.microsecond == 444444
+
+
+def test_a_vtid_is_at_most_64_characters() -> None:
+    from ledger.vtid import extract
+
+    assert extract("VTID-" + "0" * 59, {}, None, None) == "VTID-" + "0" * 59
+    assert extract("VTID-" + "0" * 60, {}, None, None) is None

@@ -2,6 +2,7 @@
 response checked against the OpenAPI document."""
 
 import json
+import os
 import random
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +32,7 @@ def ingest(fn: FunctionServer, body: Any, **kwargs: Any) -> requests.Response:
 
 def full(**fields: Any) -> dict[str, Any]:
     """An event with every field ingest requires (vtid, type, source, status, message)."""
-    return event(message="something happened", **fields)
+    return event(**{"message": "something happened", **fields})
 
 
 def test_seed_smoke_test(http_function: FunctionServer) -> None:
@@ -393,3 +394,54 @@ def test_ndjson_ingest_answers_each_line_stores_the_good_and_records_the_bad(
     assert answers[-1] == {"ok": True, "event_id": "n0", "duplicate": True}
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 2500
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM ledger_rejections")) == 2
+
+
+def test_ndjson_splits_events_only_at_newlines(http_function: FunctionServer, db: Database) -> None:
+    """JSON allows U+2028 and U+0085 unescaped inside strings; they are not line breaks here."""
+    lines = [json.dumps(full(id=f"u{i}", message=f"a\u2028b\x85c {i}"), ensure_ascii=False)
+             for i in range(3)]  # fmt: skip
+    response = call(
+        http_function,
+        "POST",
+        "/api/v1/events/ingest",
+        data="\n".join(lines).encode(),
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    answers = [json.loads(x) for x in response.text.splitlines()]
+    assert [a["event_id"] for a in answers] == ["u0", "u1", "u2"]
+    stored = db.run(lambda s: s.scalar("SELECT message FROM oasis_events WHERE id = 'u1'"))
+    assert stored == "a\u2028b\x85c 1"
+
+
+def database_zone(db: Database) -> str | None:
+    """The TimeZone the database gives a session that does not choose its own."""
+    return db.run(
+        lambda s: s.scalar(
+            "SELECT substr(c, 10) FROM pg_db_role_setting, unnest(setconfig) AS c "
+            "WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND setrole = 0 AND c LIKE 'TimeZone=%'"
+        )
+    )
+
+
+def test_a_database_away_from_utc_changes_no_answer(
+    http_function: FunctionServer, db: Database
+) -> None:
+    """A sweep over an event of 1850 answered 500 where the database's TimeZone was
+    Europe/Amsterdam (+00:19:32 then); its published copy was refused."""
+    if os.environ.get("TEST_DATABASE_URL") is None:
+        assert database_zone(db) == "Europe/Amsterdam"  # the suite's own database is away
+    old = full(id="old-1", vtid="VTID-1850", created_at="1850-01-01T00:00:00Z")
+    assert ingest(http_function, old).status_code == 200
+    synced = call(http_function, "POST", "/internal/oasis/ledger/sync")
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["result"]["last_event_time"] == "1850-01-01T00:00:00.000Z"
+    assert call(http_function, "GET", "/internal/oasis/ledger/status").status_code == 200
+    row = call(http_function, "GET", "/api/v1/vtid/VTID-1850").json()["data"]
+    assert row["last_event_at"] == "1850-01-01T00:00:00.000Z"
+    wire = db.run(
+        lambda s: s.scalar(
+            "SELECT wire FROM ledger_ingest_event(:p, now())", p=json.dumps({**old, "id": "old-2"})
+        )
+    )
+    assert '"created_at": "1850-01-01T00:00:00.000000Z"' in wire

@@ -14,7 +14,7 @@ import requests
 from ledger.config import Settings
 from ledger.db import Database
 from ledger.local.serve import SMOKE_EVENT
-from tests.conftest import ROOT, env_for, free_port_pair, ledger_row, wait_for_port
+from tests.conftest import ROOT, env_for, free_port_pair, ledger_row, run_cli, wait_for_port
 
 
 @pytest.fixture
@@ -82,3 +82,35 @@ def test_failed_publish_still_stores_the_event_for_the_sweep(
     assert "publish failed" in fn.output()
     synced = requests.post(fn.url("/internal/oasis/ledger/sync"), timeout=30).json()
     assert synced["result"]["created"] == 1
+
+
+def test_the_published_copy_of_an_ingested_event_is_the_stored_event(
+    served_with_pubsub: str, db: Database, settings: Settings
+) -> None:
+    """Numbers keep the digits jsonb keeps: the push and the sweep apply one event, and verify
+    is clean (a copy parsed and printed again by Python turned 1.50 into 1.5)."""
+    base = served_with_pubsub
+    body = (
+        '{"id": "ing-1", "vtid": "VTID-0001", "type": "task_started", "source": "ci", '
+        '"status": "info", "message": "m", "created_at": "2025-11-29T10:00:00Z", '
+        '"payload": {"price": 1.50, "hundred": 1e2, "zero": -0.0, '
+        '"big": 123456789012345678901234567890, "fraction": 12345678901234567890.12345}}'
+    )
+    stored = requests.post(
+        f"{base}/api/v1/events/ingest",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    ).json()
+    assert stored == {"ok": True, "event_id": "ing-1", "published": True}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and db.run(lambda s: ledger_row(s, "VTID-0001")) is None:
+        time.sleep(0.2)
+    pushed = db.run(lambda s: s.scalar("SELECT metadata::text FROM vtid_ledger"))
+    assert '"price": 1.50' in pushed and '"big": 123456789012345678901234567890' in pushed
+    assert '"fraction": 12345678901234567890.12345' in pushed
+    synced = requests.post(f"{base}/internal/oasis/ledger/sync", timeout=30).json()["result"]
+    assert (synced["stale"], synced["updated"]) == (1, 0)  # the same event, not a newer one
+    assert db.run(lambda s: s.scalar("SELECT metadata::text FROM vtid_ledger")) == pushed
+    verified = run_cli(settings, "verify")
+    assert verified.returncode == 0, verified.stdout

@@ -5,6 +5,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -338,14 +339,17 @@ SWEEP_EXAMPLES = database_examples(0.3)
 def distinct_ids(raws: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What a producer can store in the log, keyed by id: a text id, a time Postgres reads as
     the reference does, text columns; the first event of each id."""
-    from ledger.events import Rejected, parse_time
+    from ledger.events import Rejected, check_storable, parse_time
 
     def storable(raw: dict[str, Any]) -> bool:
         try:
             parse_time(raw.get("created_at"))
+            check_storable(raw, "event")  # no NUL, no lone surrogate: a table cannot hold them
         except Rejected:
             return False
-        texts = [v for k, v in raw.items() if k not in ("created_at", "metadata")]
+        if raw.get("payload") not in (None, "") and raw.get("metadata") not in (None, ""):
+            return False  # a row has one metadata column: the JSON would mean more than it
+        texts = [v for k, v in raw.items() if k not in ("created_at", "metadata", "payload")]
         return isinstance(raw["id"], str) and all(v is None or isinstance(v, str) for v in texts)
 
     kept = [raw for raw in raws if storable(raw)]
@@ -510,3 +514,125 @@ def test_a_killed_sweep_frees_its_lock_at_once(db: Database) -> None:
         assert not result.busy and result.counters.created == 1
         assert time.monotonic() - started < 1
     holder.close()
+
+
+def _deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+# SPEC §2 "One edge for every path": each case with whether it is within the limits. Levels
+# count the event object as 1 and its metadata as 2, so metadata's value nests 62 more at most.
+EDGE_CASES = {
+    "1,000 digits": ({"n": int("9" * 1000)}, True),
+    "1,001 digits": ({"n": int("9" * 1001)}, False),
+    "a fraction of 1,001 digits": ({"n": Decimal("1E-1000")}, False),
+    "zero with a huge exponent (one digit as jsonb keeps it)": ({"n": Decimal("0E+131072")}, True),
+    "64 levels": ({"d": _deep(62)}, True),
+    "65 levels": ({"d": _deep(63)}, False),
+    "1,000 levels": ({"d": _deep(1000)}, False),
+    "just under 256 KiB": ({"s": "x" * (256 * 1024 - 400)}, True),
+    "over 256 KiB": ({"s": "x" * (300 * 1024)}, False),
+    "metadata as a string holding 1,001 digits": ('{"n": ' + "1" * 1001 + "}", False),
+    "metadata as a string holding 65 levels": ('{"d": ' + "[" * 63 + "]" * 63 + "}", False),
+    "jsonb numbers as written": ({"a": Decimal("1.50"), "b": Decimal("1E+2")}, True),
+}
+
+
+@pytest.mark.parametrize("case", EDGE_CASES)
+def test_the_edge_is_one_for_every_path(db: Database, case: str) -> None:
+    """The same event is applied, or rejected, alike from the log, from a push and by the
+    reference; verify reads the log without a traceback either way."""
+    from ledger.counters import Outcome
+    from ledger.events import Rejected, decode
+
+    metadata, within = EDGE_CASES[case]
+    raw = event(id="edge", vtid="VTID-0001", metadata=metadata)
+    try:
+        decode(raw)
+        by_reference = True
+    except Rejected:
+        by_reference = False
+    insert(db, raw)
+    swept = sweep(db).counters
+    verified = run_cli(db.settings, "verify")
+    assert verified.returncode == 0 and "Traceback" not in verified.stderr, verified.stderr
+    assert ('"kind": "unreadable"' in verified.stdout) is not within
+    outcome = push(db, {**raw, "id": "edge-pushed", "vtid": "VTID-0002"})
+    assert (by_reference, swept.errors == 0, outcome is not Outcome.REJECTED) == (within,) * 3
+    assert ledger_rows(db).keys() == ({"VTID-0001", "VTID-0002"} if within else set())
+
+
+def test_an_equal_key_counts_by_its_digest(db: Database) -> None:
+    """An event that shares (time, priority, id) with the row's newest but differs in content
+    is newer or older by its digest, as the fold orders it: its count follows that order."""
+    from ledger.events import decode
+
+    founding = event(id="founding", created_at="2025-11-29T09:00:00Z")
+    a, b = (event(id="same", message=m) for m in ("first content", "second content"))
+    older, newer = sorted((a, b), key=lambda raw: decode(raw).digest)
+    for pushed, stored, expected in ((older, newer, "updated"), (newer, older, "stale")):
+        empty_log(db)
+        push(db, founding)
+        push(db, pushed)
+        insert(db, stored)
+        counters = sweep(db).counters
+        assert (counters.updated, counters.stale) == (
+            (1, 0) if expected == "updated" else (0, 1)
+        ), expected
+        assert ledger_rows(db) == expected_rows([founding, older, newer])
+
+
+@pytest.mark.parametrize(("length", "valid"), [(64, True), (65, False)])
+def test_a_vtid_longer_than_64_characters_is_skipped_on_every_path(
+    db: Database, length: int, valid: bool
+) -> None:
+    from ledger.counters import Outcome
+
+    vtid = "VTID-" + "0" * (length - 5)
+    insert(db, event(id="long", vtid=vtid))
+    counters = sweep(db).counters
+    assert (counters.created, counters.skipped, counters.errors) == (
+        (1, 0, 0) if valid else (0, 1, 0)
+    )
+    assert push(db, event(id="long", vtid=vtid)) is (Outcome.STALE if valid else Outcome.SKIPPED)
+    assert ledger_rows(db) == expected_rows([event(id="long", vtid=vtid)])
+
+
+# pg8000 reads this test's own session's times in the odd DateStyle it sets; the writer pins it.
+@pytest.mark.filterwarnings("ignore:tzname")
+def test_no_rule_depends_on_the_sessions_settings(db: Database) -> None:
+    """The functions give the same rows, published copies and bases when a session (not one of
+    the writer's, which pin them) has other TimeZone, DateStyle and IntervalStyle settings."""
+    from ledger.events import parse_time
+    from ledger.fold import Base
+    from ledger.realtime import apply
+    from ledger.sweep import apply_batch
+    from tests.conftest import Message, made_elsewhere
+
+    old = event(id="old", vtid="VTID-1850", created_at="1850-01-01T00:00:00Z", message="m")
+    base = Base(status="active", last_event_at=parse_time("1850-06-01T00:00:00Z"))
+    made_elsewhere(db, "VTID-0002", base)
+    with db.session() as s:
+        s.script(
+            "SET TimeZone TO 'Europe/Amsterdam'; SET DateStyle TO 'SQL, DMY';"
+            "SET IntervalStyle TO 'sql_standard'; SET extra_float_digits TO -3"
+        )
+        try:
+            [stored] = s.call(oasis_events.INGEST, payload=json.dumps(old), received_at=None)
+            assert '"created_at": "1850-01-01T00:00:00.000000Z"' in stored["wire"]
+            message = Message(data=stored["wire"].encode(), message_id="m-1", publish_time=None)
+            assert apply(s, message, stored["wire"])["outcome"] == "created"
+            pushed = event(id="p", vtid="VTID-0002", created_at="1851-01-01T00:00:00Z")
+            message = Message(data=json.dumps(pushed).encode(), message_id="m-2", publish_time=None)
+            assert apply(s, message, json.dumps(pushed))["outcome"] == "updated"
+            assert apply_batch(s, 100).counters.stale == 1
+            base_at = s.scalar("SELECT fold_base ->> 'last_event_at' FROM vtid_ledger "
+                               "WHERE vtid = 'VTID-0002'")  # fmt: skip
+        finally:
+            s.script("RESET ALL")
+    assert base_at == "1850-06-01T00:00:00.000000Z"
+    assert ledger_rows(db)["VTID-1850"] == expected_rows([old])["VTID-1850"]
+    assert ledger_rows(db)["VTID-0002"] == expected_rows([pushed], {"VTID-0002": base})["VTID-0002"]
