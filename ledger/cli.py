@@ -41,9 +41,10 @@ def _port(text: str) -> int:
 
 
 def _print(body: Any) -> None:
+    from ledger.json_text import dumps
     from ledger.timefmt import plain
 
-    print(json.dumps(plain(body), indent=2))
+    print(dumps(plain(body), indent=2))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:

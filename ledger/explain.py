@@ -13,12 +13,22 @@ from typing import Any
 
 from ledger import oasis_events
 from ledger.db import Session
+from ledger.json_text import raw
 from ledger.timefmt import iso
 
 ROW = """
 SELECT vtid, status, service, environment, last_event_id, last_event_at, description,
-    task_family, task_type, assigned_to, tenant, metadata, fold_newest, fold_founding,
+    task_family, task_type, assigned_to, tenant, fold_newest, fold_founding,
     fold_owners FROM vtid_ledger WHERE vtid = :vtid"""
+
+# Each metadata key with its value as jsonb's text, passed into the answer as it is stored.
+METADATA = """
+SELECT m.key, m.value::text AS value
+FROM vtid_ledger AS l,
+LATERAL jsonb_each(CASE WHEN jsonb_typeof(l.metadata) = 'object' THEN l.metadata END) AS m
+WHERE l.vtid = :vtid
+ORDER BY length(m.key), m.key COLLATE "C"
+"""
 
 EVENTS = """
 SELECT id::text AS id, created_at, coalesce(nullif(topic::text, ''), nullif(event::text, ''))
@@ -88,7 +98,7 @@ def explain(session: Session, vtid: str) -> dict[str, Any] | None:
             source = {"set_by": "founding event", "event": founding}
         columns[name] = {"value": row[name], **source}
     metadata: dict[str, Any] = {}
-    stored = row["metadata"] if isinstance(row["metadata"], dict) else {}
+    stored = {m["key"]: raw(m["value"]) for m in session.rows(METADATA, vtid=vtid)}
     for name, value in stored.items():
         if name in owners:
             source = {"set_by": "newest event carrying it", "event": event(owners[name])}

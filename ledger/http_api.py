@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ledger import db as database
-from ledger import logs
+from ledger import json_text, logs
 from ledger.config import ConfigError
 from ledger.db import Database, NotMigrated, Transient, describe
 from ledger.timefmt import now
@@ -116,8 +116,10 @@ def ingest(db: Database, request: flask.Request) -> Response:
     raw = _body(request)
     topic = db.settings.topic_path
     if request.mimetype == NDJSON:
-        lines = (line.encode() for line in raw.decode("utf-8", "replace").splitlines())
-        results = [r.as_dict() for r in ingesting.ingest_lines(db, lines, topic)]
+        # Split the bytes at newlines only: str.splitlines would also break at U+2028 and
+        # U+0085, which JSON allows unescaped inside strings, and decoding first would lose
+        # the raw bytes of an invalid line that is then recorded.
+        results = [r.as_dict() for r in ingesting.ingest_lines(db, raw.split(b"\n"), topic)]
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
         return text, 200, {"Content-Type": NDJSON}
     if not raw.strip():
@@ -254,7 +256,13 @@ def handle(request: flask.Request, db: Database | None = None) -> Any:
     if isinstance(body, str):
         reply = flask.Response(body, status=status_code, headers=headers[0] if headers else None)
     else:
-        reply = flask.make_response(flask.jsonify(body), status_code, headers[0] if headers else {})
+        # Not flask.jsonify: metadata is passed through as the database wrote it (json_text).
+        reply = flask.Response(
+            json_text.dumps(body) + "\n",
+            status=status_code,
+            headers=headers[0] if headers else None,
+            mimetype="application/json",
+        )
     _access_log(request, reply, time.monotonic() - started)
     return reply
 

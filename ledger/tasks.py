@@ -13,6 +13,7 @@ from typing import Any
 from ledger import vtid_ledger
 from ledger.db import Session
 from ledger.events import Rejected, check_storable
+from ledger.json_text import raw
 from ledger.timefmt import plain
 from ledger.vtid import is_valid, normalise
 
@@ -38,7 +39,7 @@ def encode_cursor(vtid: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # deep JSON: not ours either
         raise BadQuery("cursor is not one this API returned") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("after"), str):
         raise BadQuery("cursor is not one this API returned")
@@ -88,7 +89,7 @@ def list_tasks(session: Session, query: Query) -> dict[str, Any]:
     rows = rows[: query.limit]
     next_cursor = encode_cursor(rows[-1]["vtid"]) if has_more else None
     return {
-        "data": [plain(r) for r in rows],
+        "data": [_answer(r) for r in rows],
         "meta": {
             "count": len(rows),
             "limit": query.limit,
@@ -100,4 +101,10 @@ def list_tasks(session: Session, query: Query) -> dict[str, Any]:
 
 def get_task(session: Session, vtid: str) -> dict[str, Any] | None:
     row = session.one(vtid_ledger.ONE, vtid=vtid)
-    return None if row is None else plain(row)
+    return None if row is None else _answer(row)
+
+
+def _answer(row: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = plain(row)
+    answer["metadata"] = raw(row["metadata"])
+    return answer

@@ -22,11 +22,27 @@ def now() -> str:
 
 
 def plain(value: Any) -> Any:
-    """Make a database value JSON-ready."""
+    """Make a database value JSON-ready: times as `iso` writes them. Walks without recursion,
+    so no depth of nesting exhausts the stack."""
     if isinstance(value, datetime):
         return iso(value)
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
+    if not isinstance(value, dict | list):
+        return value
+    root: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, datetime):
+                copied: Any = iso(item)
+            elif isinstance(item, dict | list):
+                copied = {} if isinstance(item, dict) else []
+                stack.append((item, copied))
+            else:
+                copied = item
+            if isinstance(target, dict):
+                target[key] = copied
+            else:
+                target.append(copied)
+    return root

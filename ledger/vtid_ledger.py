@@ -3,9 +3,11 @@ go through the fold's SQL functions (ledger_apply_events in migrations/)."""
 
 from __future__ import annotations
 
+# metadata as jsonb's text: answers carry it as stored (ledger.json_text), never re-parsed.
 _COLUMNS = (
     "vtid, status, task_family, task_type, description, assigned_to, tenant, service, "
-    "environment, last_event_id, last_event_at, metadata, created_at, updated_at"
+    "environment, last_event_id, last_event_at, metadata::text AS metadata, created_at, "
+    "updated_at"
 )
 
 # Each filter is either NULL (not given) or an exact match; the statement never changes shape.
