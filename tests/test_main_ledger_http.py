@@ -1,6 +1,7 @@
 """`ledger_http` over real HTTP: every route's happy path, auth and malformed input, each
 response checked against the OpenAPI document."""
 
+import base64
 import json
 import os
 import random
@@ -445,3 +446,27 @@ def test_a_database_away_from_utc_changes_no_answer(
         )
     )
     assert '"created_at": "1850-01-01T00:00:00.000000Z"' in wire
+
+
+def test_reads_carry_metadata_as_stored_whatever_its_depth(
+    http_function: FunctionServer, db: Database
+) -> None:
+    """A row folded before the 64-level limit may hold 900 levels: reads answered 500. Numbers
+    keep the digits jsonb keeps in every read."""
+    deep = "[" * 900 + "1" + "]" * 900
+    db.run(
+        lambda s: s.run(
+            "INSERT INTO vtid_ledger (vtid, status, metadata) VALUES ('VTID-3002', 'active', "
+            'CAST(:m AS jsonb)), (\'VTID-3003\', \'active\', \'{"price": 1.50}\')',
+            m='{"deep": ' + deep + "}",
+        )
+    )
+    for path in ("/api/v1/tasks", "/api/v1/vtid/VTID-3002", "/api/v1/vtid/VTID-3002/explain"):
+        answer = call(http_function, "GET", path)
+        assert answer.status_code == 200, answer.text
+        assert deep in answer.text
+    price = call(http_function, "GET", "/api/v1/vtid/VTID-3003").text
+    assert '"metadata":{"price": 1.50}' in price
+    cursor = base64.urlsafe_b64encode(("[" * 5000 + "]" * 5000).encode()).decode()
+    refused = call(http_function, "GET", f"/api/v1/tasks?cursor={cursor}")
+    assert refused.status_code == 400
