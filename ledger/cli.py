@@ -50,7 +50,13 @@ def _print(body: Any) -> None:
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.migrate import migrate
 
-    _print({"ok": True, "applied": Database(settings).run(migrate)})
+    db = Database(settings)
+    applied = db.run(migrate)
+    if settings.max_future_s is not None:
+        from ledger.ledger_settings import set_max_future
+
+        db.run(lambda s: set_max_future(s, settings.max_future_s or 0.0))
+    _print({"ok": True, "applied": applied})
     return 0
 
 
@@ -159,7 +165,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if args.event != "-":
         raw = args.event.encode("utf-8", "surrogateescape")
         done = ingest.ingest_one(db, raw, settings.topic_path)
-        if done.outcome == "rejected":
+        if done.refused:
             print(f"rejected: {done.reason}", file=sys.stderr)
             return 1
         _print(done.as_dict())
@@ -167,7 +173,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     refused = 0
     for done in ingest.ingest_lines(db, sys.stdin.buffer, settings.topic_path):
         print(json.dumps(done.as_dict()), flush=True)
-        refused += done.outcome == "rejected"
+        refused += done.refused
     return 1 if refused else 0
 
 

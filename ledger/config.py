@@ -78,6 +78,9 @@ class Settings:
     statement_timeout_s: float = 30.0
     lock_timeout_s: float = 10.0
     idle_in_transaction_timeout_s: float = 60.0
+    max_future_s: float | None = None
+    """LEDGER_MAX_FUTURE_S: written into the database by `migrate`, so that every path and
+    every process judge future times alike (default there: 300)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +106,11 @@ class Settings:
             lock_timeout_s=_float(env, "LEDGER_LOCK_TIMEOUT_S", 10.0, 0.1, 3600.0),
             idle_in_transaction_timeout_s=_float(
                 env, "LEDGER_IDLE_IN_TRANSACTION_TIMEOUT_S", 60.0, 1.0, 86400.0
+            ),
+            max_future_s=(
+                _float(env, "LEDGER_MAX_FUTURE_S", 300.0, 0.0, 31_622_400.0)
+                if _opt(env, "LEDGER_MAX_FUTURE_S")
+                else None
             ),
         )
         if settings.instance_connection_name and not (settings.db_name and settings.db_user):

@@ -423,8 +423,20 @@ def _check_event_json(event_id: str, created_at: datetime, fields: Mapping[str, 
     check_size(len(event_json(event_id, created_at, fields).encode("utf-8")))
 
 
-def decode(obj: Any, *, default_time: datetime | None = None) -> Event:
-    """Decode one event; `default_time` (a Pub/Sub publish time) stands in for created_at."""
+MAX_FUTURE = timedelta(minutes=5)
+"""The default tolerance for a created_at after the event's receipt (ledger_settings)."""
+
+
+def decode(
+    obj: Any,
+    *,
+    default_time: datetime | None = None,
+    received_at: datetime | None = None,
+    max_future: timedelta = MAX_FUTURE,
+) -> Event:
+    """Decode one event; `default_time` (a Pub/Sub publish time) stands in for created_at.
+    `received_at` (when the log stored it, or the publish time) bounds created_at: an event
+    dated more than `max_future` after it is refused, so one message cannot freeze a task."""
     if not isinstance(obj, Mapping):
         raise Rejected(f"event must be a JSON object, got {type(obj).__name__}")
     raw_id = obj.get("id")
@@ -453,6 +465,12 @@ def decode(obj: Any, *, default_time: datetime | None = None) -> Event:
             **{name: _text(obj, name) for name in _TEXT_FIELDS},
             "metadata": _metadata(obj),
         }
+        if received_at is not None and created_at > received_at + max_future:
+            raise Rejected(
+                f"created_at {time_text(created_at)} is more than "
+                f"{int(max_future.total_seconds())} s after the event was received "
+                f"({time_text(received_at)}): a time from the future would freeze its task"
+            )
         _check_event_json(raw_id, created_at, fields)
     except Rejected as exc:
         raise Rejected(exc.reason, raw_id if _storable(raw_id) else None) from None

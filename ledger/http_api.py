@@ -126,7 +126,7 @@ def ingest(db: Database, request: flask.Request) -> Response:
         ingesting.ingest_one(db, raw, None)  # recorded, like every refused body
         return _error(400, "body must be a JSON object")
     done = ingesting.ingest_one(db, raw, topic)
-    return done.as_dict(), 400 if done.outcome == "rejected" else 200
+    return done.as_dict(), done.http_status
 
 
 def list_tasks(db: Database, request: flask.Request) -> Response:

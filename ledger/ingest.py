@@ -34,9 +34,19 @@ class Ingested:
     """The stored event's canonical JSON text: what is published, byte for byte."""
     event_type: str | None = None
 
+    @property
+    def refused(self) -> bool:
+        """Rejected (unreadable, not for producers) or a conflict (its id holds other content)."""
+        return self.outcome in ("rejected", "conflict")
+
+    @property
+    def http_status(self) -> int:
+        return {"rejected": 400, "conflict": 409}.get(self.outcome, 200)
+
     def as_dict(self) -> dict[str, Any]:
-        if self.outcome == "rejected":
-            return {"ok": False, "error": self.reason, "event_id": self.event_id}
+        if self.refused:
+            body = {"ok": False, "error": self.reason, "event_id": self.event_id}
+            return {**body, "conflict": True} if self.outcome == "conflict" else body
         body: dict[str, Any] = {"ok": True, "event_id": self.event_id}
         if self.outcome == "duplicate":
             body["duplicate"] = True
@@ -52,9 +62,9 @@ def _record(db: Database, raw: bytes, reason: str) -> Ingested:
 
 
 def _stored(row: dict[str, Any]) -> Ingested:
-    if row["outcome"] == "rejected":
+    if row["outcome"] in ("rejected", "conflict"):
         log.warning(
-            "event rejected",
+            f"event {row['outcome']}",
             extra={"reason": row["reason"], "event_id": row["event_id"], "source": SOURCE},
         )
     return Ingested(

@@ -41,7 +41,7 @@ VALUES (:id, now(), 'ledger_sync', 'ledger_sync', 'oasis-projector', 'oasis-proj
 
 RECENT_SYNCS = f"""
 SELECT id::text AS id, status, notes, metadata, created_at FROM oasis_events
-WHERE {_OWN} ORDER BY created_at DESC LIMIT :limit"""
+WHERE {_OWN} ORDER BY tx_id DESC, seq DESC LIMIT :limit"""
 
 INGEST = """
 SELECT outcome, event_id, reason, wire, event_type
@@ -66,12 +66,12 @@ SELECT d.task_vtid AS sql_vtid, d.reason AS sql_reason, o.id::text AS id,
     o.service::text AS service, o.source::text AS source, o.status::text AS status,
     o.message::text AS message, o.notes::text AS notes, o.metadata::text AS metadata,
     o.tenant::text AS tenant, o.layer::text AS layer, o.module::text AS module,
-    o.kind::text AS kind, o.title::text AS title, o.ref::text AS ref
+    o.kind::text AS kind, o.title::text AS title, o.ref::text AS ref, o.stored_at
 FROM oasis_events AS o,
 LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
     o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
     o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text, o.kind::text,
-    o.title::text, o.ref::text) AS d
+    o.title::text, o.ref::text, o.stored_at) AS d
 WHERE NOT (d.reason IS NULL AND d.service = '{PROJECTOR_SERVICE}'
            AND d.type IS NOT DISTINCT FROM '{SYNC_TYPE}')
 ORDER BY d.task_vtid COLLATE "C" NULLS LAST, o.tx_id, o.seq"""
@@ -83,7 +83,7 @@ SELECT count(*) FROM oasis_events AS o,
 LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
     o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
     o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text, o.kind::text,
-    o.title::text, o.ref::text) AS d
+    o.title::text, o.ref::text, o.stored_at) AS d
 WHERE upper(concat_ws(' ', o.vtid::text, o.ref::text, o.message::text, o.metadata::text))
         LIKE '%' || :vtid || '%'
   AND d.task_vtid = :vtid AND d.reason IS NULL

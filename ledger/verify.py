@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
 from ledger import fold, oasis_events, projection_offsets, vtid_ledger
 from ledger.db import Database, Session
+from ledger.ledger_settings import max_future
 from ledger.events import Event, Rejected, decode, jsonb_text, parse_json, parse_time
 from ledger.sweep import LOCK, UNLOCK, SweepRunning
 from ledger.vtid import of_event
@@ -52,15 +53,16 @@ def _json(text: str | None) -> Any:
     return None if text is None else parse_json(text, limited=False)
 
 
-def _reference(raw: dict[str, Any]) -> tuple[Event | str, str | None]:
+def _reference(raw: dict[str, Any], max_future: timedelta) -> tuple[Event | str, str | None]:
     """The event as the reference decodes it (or why it cannot), and its VTID (None: rejected,
     skipped or own). Whatever the log holds, this returns."""
     try:
         metadata = None if raw["metadata"] is None else parse_json(raw["metadata"])
         obj = {**raw, "metadata": metadata}
+        del obj["stored_at"]
         if obj["created_at"] is None:
             obj["created_at"] = raw["created_at_text"]
-        event = decode(obj)
+        event = decode(obj, received_at=raw["stored_at"], max_future=max_future)
     except Rejected as exc:
         return exc.reason, None
     return event, None if event.is_own_sync else of_event(event)
@@ -115,14 +117,16 @@ def _compare(vtid: str, row: dict[str, Any] | None, events: list[Event]) -> Drif
     return Drift(vtid, "row differs from the fold of its events", differs) if differs else None
 
 
-def _groups(session: Session) -> Iterator[tuple[str, list[Event], list[Drift]]]:
+def _groups(
+    session: Session, max_future: timedelta
+) -> Iterator[tuple[str, list[Event], list[Drift]]]:
     """The log grouped by VTID: each group's events as the reference decodes them, and any
     event on which the reference and Postgres's rules disagree."""
     for sql_vtid, raws in groupby(_cursor(session, "ledger_events"), lambda r: r["sql_vtid"]):
         events: list[Event] = []
         disagree: list[Drift] = []
         for raw in raws:
-            event, vtid = _reference(raw)
+            event, vtid = _reference(raw, max_future)
             rejected = None if isinstance(event, Event) else event
             if (rejected is None) != (raw["sql_reason"] is None) or vtid != sql_vtid:
                 disagree.append(
@@ -152,11 +156,12 @@ def verify(session: Session) -> Iterator[Drift]:
     every event that cannot be read."""
     session.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
+        tolerance = max_future(session)
         session.script(f"DECLARE ledger_events NO SCROLL CURSOR FOR {oasis_events.STREAM}")
         session.script(f"DECLARE ledger_rows NO SCROLL CURSOR FOR {vtid_ledger.FOLDED}")
         rows = _cursor(session, "ledger_rows")
         row = next(rows, None)
-        for vtid, events, disagree in _groups(session):
+        for vtid, events, disagree in _groups(session, tolerance):
             yield from disagree
             if not vtid:
                 continue

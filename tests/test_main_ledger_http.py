@@ -6,6 +6,7 @@ import json
 import os
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import requests
 from ledger.config import Settings
 from ledger.db import Database
 from ledger.local.serve import SMOKE_EVENT
-from tests.conftest import FunctionServer, env_for, event, free_port, ledger_row
+from tests.conftest import FunctionServer, env_for, event, free_port, ledger_row, run_cli
 from tests.openapi import check
 
 TOKEN = "s3cret-token"
@@ -457,7 +458,7 @@ def test_reads_carry_metadata_as_stored_whatever_its_depth(
     db.run(
         lambda s: s.run(
             "INSERT INTO vtid_ledger (vtid, status, metadata) VALUES ('VTID-3002', 'active', "
-            'CAST(:m AS jsonb)), (\'VTID-3003\', \'active\', \'{"price": 1.50}\')',
+            "CAST(:m AS jsonb)), ('VTID-3003', 'active', '{\"price\": 1.50}')",
             m='{"deep": ' + deep + "}",
         )
     )
@@ -470,3 +471,83 @@ def test_reads_carry_metadata_as_stored_whatever_its_depth(
     cursor = base64.urlsafe_b64encode(("[" * 5000 + "]" * 5000).encode()).decode()
     refused = call(http_function, "GET", f"/api/v1/tasks?cursor={cursor}")
     assert refused.status_code == 400
+
+
+def test_ingest_refuses_a_time_from_the_future_and_so_does_the_sweep(
+    http_function: FunctionServer, db: Database, settings: Settings
+) -> None:
+    """Through ingest or written into the log by a producer, an event dated after it was
+    stored (plus 5 minutes) is rejected and recorded; verify and status stay sane."""
+    forged = full(id="zz-forged", vtid="VTID-1001", created_at="9999-12-31T23:59:59.999999Z")
+    refused = ingest(http_function, forged)
+    assert refused.status_code == 400 and "after the event was received" in refused.json()["error"]
+    db.run(
+        lambda s: s.run(
+            "INSERT INTO oasis_events (id, created_at, vtid, topic, service, status) VALUES "
+            "('in-log', '9999-12-31T23:59:59Z', 'VTID-1001', 'task_completed', 'p', 'success')"
+        )
+    )
+    assert ingest(http_function, full(id="real", vtid="VTID-1001")).status_code == 200
+    synced = call(http_function, "POST", "/internal/oasis/ledger/sync").json()["result"]
+    assert (synced["created"], synced["errors"]) == (1, 1)
+    assert call(http_function, "GET", "/api/v1/vtid/VTID-1001").json()["data"]["status"] == "active"
+    metrics = call(http_function, "GET", "/metrics").json()["projectors"]
+    assert metrics["vtid_ledger_writer"]["last_event_time"].startswith("2025-")
+    reasons = db.run(lambda s: s.run("SELECT reason FROM ledger_rejections ORDER BY id"))
+    assert len(reasons) == 2 and all("from the future" in r[0] for r in reasons)
+    assert run_cli(settings, "verify").returncode == 0
+
+
+def test_the_tolerance_for_future_times_is_one_setting_for_every_path(
+    settings: Settings, db: Database, serve_function: Callable[..., FunctionServer]
+) -> None:
+    assert run_cli(settings, "migrate", LEDGER_MAX_FUTURE_S="3600").returncode == 0
+    fn = serve_function("ledger_http", env_for(settings))
+    ahead = full(id="ahead", created_at=(datetime.now(UTC) + timedelta(minutes=30)).isoformat())
+    assert ingest(fn, ahead).status_code == 200
+    assert call(fn, "POST", "/internal/oasis/ledger/sync").json()["result"]["created"] == 1
+    assert run_cli(settings, "verify").returncode == 0
+
+
+def test_ingest_refuses_the_writers_own_identity(
+    http_function: FunctionServer, db: Database
+) -> None:
+    for fields in ({"source": "oasis-projector"}, {"type": "ledger_sync"}):
+        refused = ingest(http_function, full(**fields))
+        assert refused.status_code == 400 and "own identity" in refused.json()["error"]
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM ledger_rejections")) == 2
+
+
+def test_recent_syncs_are_the_newest_by_log_position(
+    http_function: FunctionServer, db: Database
+) -> None:
+    """A ledger_sync a producer wrote into the log with a far-future time cannot hold the top."""
+    db.run(
+        lambda s: s.run(
+            "INSERT INTO oasis_events (id, created_at, topic, event, service, source, status, "
+            "notes, metadata) VALUES ('fake-sync', '9999-01-01T00:00:00Z', 'ledger_sync', "
+            "'ledger_sync', 'oasis-projector', 'oasis-projector', 'success', 'forged', "
+            """'{"processed": 0, "updated": 0, "created": 0, "errors": 0}')"""
+        )
+    )
+    ingest(http_function, full(id="e1"))
+    call(http_function, "POST", "/internal/oasis/ledger/sync")
+    syncs = call(http_function, "GET", "/internal/oasis/ledger/status").json()["recent_syncs"]
+    assert syncs[0]["id"].startswith("ledger-sync-")  # the sweep's, not the far-future one
+    assert syncs[0]["notes"] == "Processed 2 events: 0 updated, 1 created, 1 errors"
+
+
+def test_the_same_id_with_other_content_is_a_409_and_recorded(
+    http_function: FunctionServer, db: Database
+) -> None:
+    first = full(id="deploy-2026-12-02-001", message="first")
+    assert ingest(http_function, first).status_code == 200
+    again = ingest(http_function, first)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    other = ingest(http_function, {**first, "message": "other"})
+    assert other.status_code == 409, other.text
+    assert "other content" in other.json()["error"] and other.json()["conflict"] is True
+    recorded = db.run(lambda s: s.scalar("SELECT reason FROM ledger_rejections"))
+    assert "stored digest" in recorded
+    stored = db.run(lambda s: s.scalar("SELECT message FROM oasis_events"))
+    assert stored == "first"

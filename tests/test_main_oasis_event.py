@@ -291,3 +291,30 @@ def test_one_event_through_both_paths_is_one_event_even_with_nanoseconds(
     result = sweep(db)
     assert (result.counters.stale, result.counters.updated) == (1, 0)
     assert "lastEventType" not in ledger_row(session, "VTID-0001")["metadata"]  # type: ignore[index]
+
+
+FORGED = {
+    "id": "zz-forged",
+    "created_at": "9999-12-31T23:59:59.999999Z",
+    "vtid": "VTID-1001",
+    "type": "task_completed",
+    "metadata": {"assignedTo": "mallory", "description": "forged"},
+}
+
+
+def test_a_push_from_the_future_cannot_freeze_a_task(
+    event_function: FunctionServer, session: Session
+) -> None:
+    """A push dated after its publish time (plus 5 minutes) is rejected and recorded; the
+    task's real events go on applying."""
+    now = "2026-01-01T10:00:00.000Z"
+    forged = send_push(event_function, push_body(json.dumps(FORGED).encode(), now))
+    assert forged.status_code == 200
+    assert "more than 300 s after the event was received" in rejections(session)[0]["reason"]
+    real = event(id="real", vtid="VTID-1001", topic="task_started", created_at=now)
+    assert send_push(event_function, push_body(json.dumps(real).encode(), now)).status_code == 200
+    later = {**real, "id": "later", "created_at": "2026-01-01T10:04:59Z"}  # within 5 minutes
+    assert send_push(event_function, push_body(json.dumps(later).encode(), now)).status_code == 200
+    row = ledger_row(session, "VTID-1001")
+    assert row is not None
+    assert (row["status"], row["assigned_to"], row["last_event_id"]) == ("active", None, "later")
