@@ -45,8 +45,8 @@ class Ingested:
 
     def as_dict(self) -> dict[str, Any]:
         if self.refused:
-            body = {"ok": False, "error": self.reason, "event_id": self.event_id}
-            return {**body, "conflict": True} if self.outcome == "conflict" else body
+            refused = {"ok": False, "error": self.reason, "event_id": self.event_id}
+            return {**refused, "conflict": True} if self.outcome == "conflict" else refused
         body: dict[str, Any] = {"ok": True, "event_id": self.event_id}
         if self.outcome == "duplicate":
             body["duplicate"] = True

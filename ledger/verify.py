@@ -18,8 +18,8 @@ from typing import Any
 
 from ledger import fold, oasis_events, projection_offsets, vtid_ledger
 from ledger.db import Database, Session
-from ledger.ledger_settings import max_future
 from ledger.events import Event, Rejected, decode, jsonb_text, parse_json, parse_time
+from ledger.ledger_settings import max_future
 from ledger.sweep import LOCK, UNLOCK, SweepRunning
 from ledger.vtid import of_event
 
