@@ -52,10 +52,13 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     db = Database(settings)
     applied = db.run(migrate)
-    if settings.max_future_s is not None:
-        from ledger.ledger_settings import set_max_future
+    from ledger import ledger_settings
 
-        db.run(lambda s: set_max_future(s, settings.max_future_s or 0.0))
+    if settings.max_future_s is not None:
+        db.run(lambda s: ledger_settings.set_max_future(s, settings.max_future_s or 0.0))
+    if settings.rejections_retention_days is not None:
+        days = settings.rejections_retention_days
+        db.run(lambda s: ledger_settings.set_rejections_retention(s, days))
     _print({"ok": True, "applied": applied})
     return 0
 

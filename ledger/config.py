@@ -81,6 +81,8 @@ class Settings:
     max_future_s: float | None = None
     """LEDGER_MAX_FUTURE_S: written into the database by `migrate`, so that every path and
     every process judge future times alike (default there: 300)."""
+    rejections_retention_days: int | None = None
+    """LEDGER_REJECTIONS_RETENTION_DAYS: written into the database by `migrate` (default 30)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +112,11 @@ class Settings:
             max_future_s=(
                 _float(env, "LEDGER_MAX_FUTURE_S", 300.0, 0.0, 31_622_400.0)
                 if _opt(env, "LEDGER_MAX_FUTURE_S")
+                else None
+            ),
+            rejections_retention_days=(
+                _int(env, "LEDGER_REJECTIONS_RETENTION_DAYS", 30, 1, 3650)
+                if _opt(env, "LEDGER_REJECTIONS_RETENTION_DAYS")
                 else None
             ),
         )

@@ -119,7 +119,15 @@ def ingest(db: Database, request: flask.Request) -> Response:
         # Split the bytes at newlines only: str.splitlines would also break at U+2028 and
         # U+0085, which JSON allows unescaped inside strings, and decoding first would lose
         # the raw bytes of an invalid line that is then recorded.
-        results = [r.as_dict() for r in ingesting.ingest_lines(db, raw.split(b"\n"), topic)]
+        lines = raw.split(b"\n")
+        try:
+            count = ingesting.count_lines(lines)
+        except ingesting.TooManyLines as exc:
+            raise HttpError(413, f"{exc}: send them in several requests") from None
+        if count == 0:
+            ingesting.ingest_one(db, raw, None)  # recorded, like every refused body
+            return _error(400, "body holds no event (NDJSON: one JSON object per line)")
+        results = [r.as_dict() for r in ingesting.ingest_lines(db, lines, topic)]
         text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
         return text, 200, {"Content-Type": NDJSON}
     if not raw.strip():

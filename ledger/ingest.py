@@ -8,6 +8,8 @@ Many events (NDJSON) go in chunks, one statement and one transaction per chunk.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -61,8 +63,8 @@ def _record(db: Database, raw: bytes, reason: str) -> Ingested:
     return Ingested("rejected", reason=reason)
 
 
-def _stored(row: dict[str, Any]) -> Ingested:
-    if row["outcome"] in ("rejected", "conflict"):
+def _stored(row: dict[str, Any], *, quiet: bool = False) -> Ingested:
+    if row["outcome"] in ("rejected", "conflict") and not quiet:
         log.warning(
             f"event {row['outcome']}",
             extra={"reason": row["reason"], "event_id": row["event_id"], "source": SOURCE},
@@ -76,15 +78,21 @@ def _stored(row: dict[str, Any]) -> Ingested:
     )
 
 
-def _store_one(db: Database, payload: str, received_at: datetime) -> Ingested:
+def _store_one(
+    db: Database, payload: str, received_at: datetime, *, quiet: bool = False
+) -> Ingested:
     def work(session: Session) -> dict[str, Any]:
         [row] = session.call(oasis_events.INGEST, payload=payload, received_at=received_at)
         return row
 
     try:
-        return _stored(db.run(work))
+        return _stored(db.run(work), quiet=quiet)
     except Refused as exc:
-        return _record(db, payload.encode(), f"database refused the event: {exc.reason}")
+        reason = f"database refused the event: {exc.reason}"
+        if quiet:
+            db.run(lambda s: ledger_rejections.record_many(s, SOURCE, [(reason, payload.encode())]))
+            return Ingested("rejected", reason=reason)
+        return _record(db, payload.encode(), reason)
 
 
 def _store_chunk(db: Database, payloads: list[str], received_at: datetime) -> list[Ingested]:
@@ -95,23 +103,53 @@ def _store_chunk(db: Database, payloads: list[str], received_at: datetime) -> li
         return session.call(oasis_events.INGEST_MANY, payloads=payloads, received_at=received_at)
 
     try:
-        return [_stored(row) for row in db.run(work)]
+        return [_stored(row, quiet=True) for row in db.run(work)]
     except Refused:
-        return [_store_one(db, payload, received_at) for payload in payloads]
+        return [_store_one(db, payload, received_at, quiet=True) for payload in payloads]
+
+
+def _attributes(done: Ingested) -> dict[str, str]:
+    return {"type": done.event_type or "", "event_id": done.event_id or ""}
 
 
 def _publish(topic_path: str | None, done: Ingested) -> Ingested:
-    if topic_path is None or done.outcome != "stored" or done.wire is None:
-        return done
+    return _publish_all(topic_path, [done])[0]
+
+
+def _publish_all(topic_path: str | None, results: list[Ingested]) -> list[Ingested]:
+    """Publish the stored events together (the client batches them), then wait for all; each
+    result says whether its own publish succeeded. A failed publish loses nothing: the event is
+    stored, and the sweep applies it."""
+    todo = [n for n, done in enumerate(results) if done.outcome == "stored" and done.wire]
+    if topic_path is None or not todo:
+        return results
     from ledger import publisher
 
+    out = list(results)
     try:
-        attributes = {"type": done.event_type or "", "event_id": done.event_id or ""}
-        publisher.publish(topic_path, done.wire.encode("utf-8"), attributes)
-    except Exception as exc:  # noqa: BLE001 - stored already; the sweep will apply it
-        log.warning("publish failed; the sweep will apply the event", extra={"error": str(exc)})
-        return done
-    return replace(done, published=True)
+        futures = {
+            n: publisher.publish_async(
+                topic_path, (results[n].wire or "").encode("utf-8"), _attributes(results[n])
+            )
+            for n in todo
+        }
+    except Exception as exc:  # noqa: BLE001 - stored already; the sweep will apply them
+        log.warning("publish failed; the sweep will apply the events", extra={"error": str(exc)})
+        return out
+    failed = 0
+    for n, future in futures.items():
+        try:
+            future.result(timeout=publisher.PUBLISH_TIMEOUT_S)
+        except Exception:  # noqa: BLE001 - counted and logged once below
+            failed += 1
+            continue
+        out[n] = replace(results[n], published=True)
+    if failed:
+        log.warning(
+            "publish failed; the sweep will apply the events",
+            extra={"failed": failed, "published": len(futures) - failed},
+        )
+    return out
 
 
 def ingest_one(db: Database, raw: bytes, topic_path: str | None) -> Ingested:
@@ -124,32 +162,65 @@ def ingest_one(db: Database, raw: bytes, topic_path: str | None) -> Ingested:
     return _publish(topic_path, _store_one(db, payload, datetime.now(UTC)))
 
 
+MAX_LINES = 5000
+"""Events one NDJSON request may carry; more is a 413 (a 1 MiB body of `x` lines was half a
+million round trips)."""
+
+
+class TooManyLines(ValueError):
+    pass
+
+
+def count_lines(lines: list[bytes]) -> int:
+    """The events an NDJSON body holds (blank lines are passed over); TooManyLines past the cap."""
+    count = sum(1 for line in lines if line.strip())
+    if count > MAX_LINES:
+        raise TooManyLines(f"{count} events in one request; the limit is {MAX_LINES}")
+    return count
+
+
 def ingest_lines(
     db: Database, lines: Iterable[bytes], topic_path: str | None
 ) -> Iterator[Ingested]:
     """Store events given one JSON object per line (blank lines are passed over), in chunks;
-    one result per event, in order."""
+    one result per event, in order. Lines the edge refuses are recorded together, one
+    statement per chunk; the request logs one summary line, not one line per event."""
     received_at = datetime.now(UTC)
     pending: list[tuple[int, str]] = []
+    refused: list[tuple[int, str, bytes]] = []
     results: dict[int, Ingested] = {}
+    tally: Counter[str] = Counter()
+    reasons: list[str] = []
     count = 0
 
     def flush() -> Iterator[Ingested]:
+        if refused:
+            batch = [(reason, raw) for _, reason, raw in refused]
+            db.run(lambda s: ledger_rejections.record_many(s, SOURCE, batch))
+            results.update((n, Ingested("rejected", reason=reason)) for n, reason, _ in refused)
+            refused.clear()
         if pending:
             stored = _store_chunk(db, [payload for _, payload in pending], received_at)
             results.update(zip((n for n, _ in pending), stored, strict=True))
             pending.clear()
-        for n in sorted(results):
-            yield _publish(topic_path, results.pop(n))
+        ordered = [results.pop(n) for n in sorted(results)]
+        for done in _publish_all(topic_path, ordered):
+            tally[done.outcome] += 1
+            if done.refused and len(reasons) < 3:
+                reasons.append(done.reason or "")
+            yield done
 
     for raw in lines:
         if not raw.strip():
             continue
+        line = raw.rstrip(b"\r\n")
         try:
-            pending.append((count, edge_text(raw.rstrip(b"\r\n"))))
+            pending.append((count, edge_text(line)))
         except Rejected as exc:
-            results[count] = _record(db, raw.rstrip(b"\r\n"), exc.reason)
+            refused.append((count, exc.reason, line))
         count += 1
-        if len(pending) >= CHUNK:
+        if len(pending) + len(refused) >= CHUNK:
             yield from flush()
     yield from flush()
+    level = logging.WARNING if tally["rejected"] or tally["conflict"] else logging.INFO
+    log.log(level, "events ingested", extra={"source": SOURCE, **tally, "first_reasons": reasons})

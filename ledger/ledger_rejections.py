@@ -3,19 +3,32 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from ledger.db import Session
 
 RECORD = "SELECT ledger_reject(:source, :reason, :raw, :event_id, :message_id)"
 
-# A Pub/Sub message refused at the edge: recorded and counted by the real-time projector.
-RECORD_PUSHED = """
-SELECT ledger_reject('pubsub', :reason, :raw, :event_id, :message_id),
-       ledger_count_realtime('rejected', NULL)"""
+# Many at once (the refused lines of an NDJSON request): one statement. Payloads travel as hex.
+RECORD_MANY = """
+SELECT count(ledger_reject(:source, r.reason, decode(r.raw, 'hex'), NULL))
+FROM unnest(CAST(:reasons AS text[]), CAST(:raws AS text[])) AS r(reason, raw)"""
+
+# A payload past the prefix kept is cut here, so that megabytes need not travel to be recorded.
+RECORD_DIGESTED = """
+SELECT ledger_reject_digested(:source, :reason, :prefix, :size, :sha256, :fingerprint,
+    :event_id, :message_id)"""
+PREFIX_BYTES = 64 * 1024
+
+# A Pub/Sub message refused at the edge: counted by the real-time projector.
+COUNT_PUSHED = "SELECT ledger_count_realtime('rejected', NULL)"
+
+PRUNE = "SELECT ledger_prune_rejections() AS pruned"
 
 RECENT = """
-SELECT id, received_at, source, reason, event_id, message_id, octet_length(raw) AS size,
+SELECT id, received_at, source, reason, event_id, message_id,
+       coalesce(raw_size, octet_length(raw)) AS size, raw_sha256,
        convert_from(substring(raw FROM 1 FOR 200), 'SQL_ASCII') AS raw_start
 FROM ledger_rejections ORDER BY id DESC LIMIT :limit"""
 
@@ -36,6 +49,21 @@ def record(
     event_id: str | None = None,
     message_id: str | None = None,
 ) -> None:
+    if len(raw) > PREFIX_BYTES:
+        full = hashlib.sha256(raw).hexdigest()
+        fingerprint = hashlib.sha256(source.encode() + b"\x00" + raw).hexdigest()
+        session.run(
+            RECORD_DIGESTED,
+            source=source,
+            reason=_storable(reason),
+            prefix=raw[:PREFIX_BYTES],
+            size=len(raw),
+            sha256=full,
+            fingerprint=fingerprint,
+            event_id=_storable(event_id),
+            message_id=_storable(message_id),
+        )
+        return
     session.run(
         RECORD,
         source=source,
@@ -46,16 +74,33 @@ def record(
     )
 
 
+def record_many(session: Session, source: str, refused: list[tuple[str, bytes]]) -> None:
+    session.run(
+        RECORD_MANY,
+        source=source,
+        reasons=[_storable(reason) for reason, _ in refused],
+        raws=[raw.hex() for _, raw in refused],
+    )
+
+
 def record_pushed(
     session: Session, reason: str, raw: bytes, event_id: str | None, message_id: str | None
 ) -> None:
-    session.call(
-        RECORD_PUSHED,
-        reason=_storable(reason),
-        raw=raw,
-        event_id=_storable(event_id),
-        message_id=_storable(message_id),
-    )
+    with session.transaction():
+        record(
+            session,
+            source="pubsub",
+            reason=reason,
+            raw=raw,
+            event_id=event_id,
+            message_id=message_id,
+        )
+        session.call(COUNT_PUSHED)
+
+
+def prune(session: Session) -> int:
+    """Remove rejections older than the retention (ledger_settings), a bounded number a call."""
+    return int(session.scalar(PRUNE))
 
 
 def recent(session: Session, limit: int) -> list[dict[str, Any]]:

@@ -8,8 +8,8 @@ from datetime import timedelta
 from ledger.db import Session
 
 MAX_FUTURE = "SELECT extract(epoch FROM ledger_max_future())::float8 AS seconds"
-SET_MAX_FUTURE = """
-INSERT INTO ledger_settings (name, value) VALUES ('max_future_seconds', :value)
+SET = """
+INSERT INTO ledger_settings (name, value) VALUES (:name, :value)
 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"""
 
 
@@ -19,4 +19,8 @@ def max_future(session: Session) -> timedelta:
 
 
 def set_max_future(session: Session, seconds: float) -> None:
-    session.run(SET_MAX_FUTURE, value=repr(float(seconds)))
+    session.run(SET, name="max_future_seconds", value=repr(float(seconds)))
+
+
+def set_rejections_retention(session: Session, days: int) -> None:
+    session.run(SET, name="rejections_retention_days", value=str(int(days)))

@@ -22,10 +22,26 @@ class CloudLoggingFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = _bounded(value)
+        entry["message"] = _bounded(entry["message"])
         if record.exc_info:
             entry["stack_trace"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+MAX_QUOTED = 1024
+"""Characters of any one value a log line quotes: input (a URL, a reason quoting a 200,000-digit
+time) cannot make a line larger than a few kilobytes."""
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_QUOTED:
+        return f"{value[:MAX_QUOTED]}… ({len(value) - MAX_QUOTED} more characters)"
+    if isinstance(value, dict):  # one level: httpRequest, a result's counters
+        return {k: _bounded(v) if isinstance(v, str) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [_bounded(v) if isinstance(v, str) else v for v in value]
+    return value
 
 
 def configure() -> None:

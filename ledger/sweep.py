@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ledger import logs, oasis_events, projection_offsets
+from ledger import ledger_rejections, logs, oasis_events, projection_offsets
 from ledger.counters import Counters
 from ledger.db import Database, Refused, Session
 from ledger.timefmt import iso
@@ -160,6 +160,9 @@ def _run(
     if result.counters.processed:
         _sync_event(session, result)
     projection_offsets.mark_ok(session)
+    pruned = ledger_rejections.prune(session)
+    if pruned:
+        log.info("old rejections pruned", extra={"count": pruned})
     return result
 
 

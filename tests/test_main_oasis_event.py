@@ -200,7 +200,7 @@ def test_malformed_events_are_acknowledged_and_recorded(
     assert response.status_code == 200
     assert session.scalar("SELECT count(*) FROM vtid_ledger") == 0
     [rejection] = rejections(session)
-    assert rejection["raw"] == data
+    assert rejection["raw"] == data[: 64 * 1024]  # a bounded prefix of what was sent
     assert rejection["reason"]
     assert "Traceback" not in event_function.output()
     assert session.scalar("SELECT sum(errors) FROM projector_progress") == 1
@@ -318,3 +318,16 @@ def test_a_push_from_the_future_cannot_freeze_a_task(
     row = ledger_row(session, "VTID-1001")
     assert row is not None
     assert (row["status"], row["assigned_to"], row["last_event_id"]) == ("active", None, "later")
+
+
+def test_a_huge_push_is_recorded_by_its_prefix_size_and_hash(
+    event_function: FunctionServer, session: Session
+) -> None:
+    import hashlib
+
+    data = json.dumps({"id": "huge", "x": "y" * (3 * 1024 * 1024)}).encode()
+    assert send_push(event_function, push_body(data)).status_code == 200
+    row = session.one("SELECT raw, raw_size, raw_sha256, reason FROM ledger_rejections")
+    assert row is not None and "limit is 262144" in row["reason"]
+    assert (len(row["raw"]), row["raw_size"]) == (64 * 1024, len(data))
+    assert row["raw_sha256"] == hashlib.sha256(data).hexdigest()
