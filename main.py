@@ -35,5 +35,5 @@ def framework_error(error: Any) -> Any:
     return http_api.framework_error(error)
 
 
-for _status in (400, 404, 405):
+for _status in (400, 404, 405, 413, 415):
     functions_framework.errorhandler(_status)(framework_error)

@@ -356,8 +356,15 @@ def _classified(exc: Exception) -> Exception:
     return exc if is_connection_error(exc) else classify(exc)
 
 
+class PoolExhausted(Transient):
+    """Every connection of the pool stayed busy for the whole wait: retry later (503)."""
+
+
 class Database:
-    """A small LIFO pool of sessions, shared by the requests of one process."""
+    """A small LIFO pool of sessions, shared by the requests of one process. It holds at most
+    DB_POOL_SIZE connections: a caller that finds none free waits for one (up to the connect
+    timeout) rather than opening more, so a burst never churns connections or exceeds what the
+    Terraform connection budget counts (instances x pool)."""
 
     def __init__(
         self, settings: Settings, connector: Callable[[Settings], CoreConnection] = connect
@@ -366,25 +373,42 @@ class Database:
         self._connector = connector
         self._idle: list[Session] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(settings.db_pool_size)
+        self.opened = 0
+        """Connections opened so far (the benchmarks and tests read it)."""
 
     def _take(self) -> tuple[Session, bool]:
-        """A pooled session that is still alive, else a new one. One found dead makes the rest
-        suspect (a restart ends them all), so the whole idle pool is dropped."""
-        with self._lock:
-            session = self._idle.pop() if self._idle else None
-        if session is not None:
-            if session.idle_and_alive():
-                return session, True
-            session.close()
-            self.close()
-        return Session(self._connector(self.settings)), False
+        """A slot, then a pooled session that is still alive, else a new one. One found dead
+        makes the rest suspect (a restart ends them all), so the whole idle pool is dropped."""
+        if not self._slots.acquire(timeout=self.settings.db_connect_timeout_s):
+            raise PoolExhausted(
+                f"all {self.settings.db_pool_size} database connections stayed busy for "
+                f"{self.settings.db_connect_timeout_s:g} s (DB_POOL_SIZE)"
+            )
+        try:
+            with self._lock:
+                session = self._idle.pop() if self._idle else None
+            if session is not None:
+                if session.idle_and_alive():
+                    return session, True
+                session.close()
+                self.close()
+            fresh = Session(self._connector(self.settings))
+            with self._lock:
+                self.opened += 1
+            return fresh, False
+        except BaseException:
+            self._slots.release()
+            raise
 
     def _give_back(self, session: Session) -> None:
         with self._lock:
-            if len(self._idle) < self.settings.db_pool_size:
-                self._idle.append(session)
-                return
+            self._idle.append(session)
+        self._slots.release()
+
+    def _discard(self, session: Session) -> None:
         session.close()
+        self._slots.release()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -395,10 +419,13 @@ class Database:
             yield session
         except Exception as exc:
             if is_connection_error(exc):
-                session.close()
+                self._discard(session)
                 self.close()
                 raise Transient(f"database connection lost: {exc}") from exc
             self._give_back(session)
+            raise
+        except BaseException:
+            self._discard(session)  # interrupted mid-statement: its state is unknown
             raise
         else:
             self._give_back(session)
@@ -414,12 +441,15 @@ class Database:
                 result = work(session)
             except Exception as exc:
                 if is_connection_error(exc):
-                    session.close()
+                    self._discard(session)
                     self.close()
                     if reused and attempt == 1:
                         continue
                     raise Transient(f"database connection lost: {exc}") from exc
                 self._give_back(session)
+                raise
+            except BaseException:
+                self._discard(session)
                 raise
             self._give_back(session)
             return result

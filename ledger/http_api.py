@@ -110,9 +110,17 @@ def openapi(db: Database, request: flask.Request) -> Response:
     return json.loads((Path(__file__).parent / "openapi.json").read_text()), 200
 
 
+JSON_TYPES = frozenset({"application/json", NDJSON})
+
+
 def ingest(db: Database, request: flask.Request) -> Response:
     from ledger import ingest as ingesting
 
+    if request.mimetype and request.mimetype not in JSON_TYPES:
+        raise HttpError(
+            415, f"Content-Type {request.mimetype} is not taken here: send application/json "
+            f"(one event) or {NDJSON} (one event per line)"
+        )  # fmt: skip
     raw = _body(request)
     topic = db.settings.topic_path
     if request.mimetype == NDJSON:
@@ -210,7 +218,7 @@ def _authorised(request: flask.Request, token: str | None) -> bool:
 def _route(db: Database, request: flask.Request) -> Response:
     path = request.path.rstrip("/") or "/"
     if path.startswith(VTID_PREFIX) and len(path) > len(VTID_PREFIX):
-        if request.method != "GET":
+        if request.method not in ("GET", "HEAD"):
             return _not_allowed(request.method, {"GET"})
         rest = path[len(VTID_PREFIX) :]
         if rest.endswith(EXPLAIN_SUFFIX) and len(rest) > len(EXPLAIN_SUFFIX):
@@ -219,14 +227,15 @@ def _route(db: Database, request: flask.Request) -> Response:
     methods = ROUTES.get(path)
     if methods is None:
         return _error(404, f"no route {request.path}")
-    handler = methods.get(request.method)
+    # HEAD is GET without the body (the server leaves it out): uptime probes use it.
+    handler = methods.get("GET" if request.method == "HEAD" else request.method)
     if handler is None:
         return _not_allowed(request.method, set(methods))
     return handler(db, request)
 
 
 def _not_allowed(method: str, allowed: set[str]) -> Response:
-    listed = ", ".join(sorted(allowed))
+    listed = ", ".join(sorted(allowed | ({"HEAD"} if "GET" in allowed else set())))
     body = {"ok": False, "error": f"{method} is not allowed here; use {listed}"}
     return body, 405, {"Allow": listed}
 

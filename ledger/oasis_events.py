@@ -29,7 +29,7 @@ ANY_READABLE = f"SELECT EXISTS (SELECT 1 FROM oasis_events WHERE {_AFTER} AND {_
 BACKLOG = f"""
 SELECT count(*) AS backlog,
        count(*) FILTER (WHERE NOT {_HORIZON}) AS held_back,
-       min(created_at) AS oldest
+       min(stored_at) AS oldest
 FROM oasis_events WHERE {_AFTER} AND NOT {_OWN}"""
 
 # The seed document's ledger_sync event: type in topic and event, service in service and source.

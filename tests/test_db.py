@@ -261,3 +261,45 @@ def test_both_functions_answer_within_their_bound_when_the_server_is_silent(
     started = time.monotonic()
     pushed = send_push(events, push_body(b'{"id": "e1", "vtid": "VTID-0001"}'))
     assert pushed.status_code >= 500 and time.monotonic() - started < 5  # redelivered later
+
+
+def test_the_pool_never_holds_more_than_db_pool_size_connections(settings: Settings) -> None:
+    """Sixteen callers on a pool of two wait for a connection rather than opening more."""
+    import dataclasses
+    import threading
+
+    from ledger.migrate import migrate
+
+    pool = Database(dataclasses.replace(settings, db_pool_size=2))
+    pool.run(migrate)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(20):
+            pid = pool.run(lambda s: s.scalar("SELECT pg_backend_pid() FROM pg_sleep(0.001)"))
+            with lock:
+                seen.append(pid)
+
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pool.close()
+    assert len(seen) == 320
+    assert len(set(seen)) <= 2 and pool.opened <= 2
+
+
+def test_a_caller_that_finds_no_free_connection_waits_then_gets_a_transient_error(
+    settings: Settings,
+) -> None:
+    import dataclasses
+
+    from ledger.db import PoolExhausted
+
+    pool = Database(dataclasses.replace(settings, db_pool_size=1, db_connect_timeout_s=0.3))
+    with pool.session(), pytest.raises(PoolExhausted, match="DB_POOL_SIZE"):
+        pool.run(lambda s: s.scalar("SELECT 1"))
+    assert pool.run(lambda s: s.scalar("SELECT 1")) == 1  # freed: the next caller gets it
+    pool.close()

@@ -317,10 +317,8 @@ def test_metrics_answer_prometheus_in_its_text_format_and_json_clients_in_json(
 
 
 def test_metrics_report_each_paths_lag_and_the_redeliveries_that_precede_dead_letters(
-    http_function: FunctionServer, event_function: FunctionServer
+    http_function: FunctionServer, event_function: FunctionServer, db: Database
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
     from tests.test_main_oasis_event import push_body, send_push
 
     published = (datetime.now(UTC) - timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
@@ -328,8 +326,12 @@ def test_metrics_report_each_paths_lag_and_the_redeliveries_that_precede_dead_le
     assert send_push(event_function, retried).status_code == 200
     first = {**push_body(json.dumps(event()).encode(), published), "deliveryAttempt": 1}
     assert send_push(event_function, first).status_code == 200
-    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    ingest(http_function, full(created_at=hour_ago))  # not swept yet
+    ingest(http_function, full(id="backlog", created_at="2024-01-01T00:00:00Z"))  # not swept
+    db.run(  # stored an hour ago: lag counts from when it was stored, not from its created_at
+        lambda s: s.run(
+            "UPDATE oasis_events SET stored_at = now() - interval '1 hour' WHERE id = 'backlog'"
+        )
+    )
 
     projectors = call(http_function, "GET", "/metrics").json()["projectors"]
     realtime, sweep = projectors["vtid_ledger_sync"], projectors["vtid_ledger_writer"]
@@ -623,3 +625,36 @@ def test_no_log_line_quotes_more_than_a_bounded_share_of_input(
     long_path = "/api/v1/tasks?vtid=" + "A" * 100_000
     assert call(http_function, "GET", long_path).status_code == 400
     assert max(len(line) for line in http_function.output().splitlines()) < 8192
+
+
+def test_get_routes_answer_head_and_ingest_takes_only_json(
+    http_function: FunctionServer, db: Database
+) -> None:
+    """Uptime probes that use HEAD counted /alive as down (405); a text/plain body was stored."""
+    for path in ("/alive", "/ready", "/api/v1/tasks", "/metrics", "/internal/oasis/ledger/status"):
+        head = requests.head(http_function.url(path), timeout=30)
+        assert head.status_code == 200 and head.content == b"", path
+    assert requests.head(http_function.url("/api/v1/vtid/VTID-0001"), timeout=30).status_code == 404
+    for content_type in ("text/plain", "application/xml", "application/x-www-form-urlencoded"):
+        refused = call(
+            http_function,
+            "POST",
+            "/api/v1/events/ingest",
+            data=json.dumps(full()),
+            headers={"Content-Type": content_type},
+        )
+        assert refused.status_code == 415 and content_type in refused.json()["error"]
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 0
+
+
+def test_lag_counts_from_when_an_event_was_stored_not_from_its_time(
+    http_function: FunctionServer,
+) -> None:
+    """Backfilled history reported a lag of 427 days: lag is the age of the oldest event stored
+    but not yet swept."""
+    ingest(http_function, full(created_at="2024-01-01T00:00:00Z"))
+    status = call(http_function, "GET", "/internal/oasis/ledger/status").json()["status"]
+    assert status["backlog"] == 1 and 0 <= status["lag_seconds"] < 60
+    call(http_function, "POST", "/internal/oasis/ledger/sync")
+    status = call(http_function, "GET", "/internal/oasis/ledger/status").json()["status"]
+    assert (status["backlog"], status["lag_seconds"]) == (0, 0)

@@ -331,3 +331,14 @@ def test_a_huge_push_is_recorded_by_its_prefix_size_and_hash(
     assert row is not None and "limit is 262144" in row["reason"]
     assert (len(row["raw"]), row["raw_size"]) == (64 * 1024, len(data))
     assert row["raw_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_body_the_event_function_does_not_take_gets_a_json_415(
+    event_function: FunctionServer,
+) -> None:
+    refused = requests.post(
+        event_function.url("/"), data="hello", headers={"Content-Type": "text/plain"}, timeout=30
+    )
+    assert refused.status_code in (400, 415)
+    assert refused.headers["Content-Type"].startswith("application/json")
+    assert refused.json()["ok"] is False

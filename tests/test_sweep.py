@@ -488,6 +488,7 @@ def test_each_sweep_logs_what_is_left_for_the_lag_alert(db: Database) -> None:
     logging.getLogger("ledger.sweep").addHandler(handler)
     try:
         store(db, *(event(id=f"l{i}", created_at="2025-11-29T10:00:00Z") for i in range(3)))
+        db.run(lambda s: s.run("UPDATE oasis_events SET stored_at = now() - interval '2 days'"))
         sweep(db, batch_size=2, budget_s=0)  # out of time after one batch
         sweep(db, batch_size=2)
     finally:
