@@ -415,12 +415,20 @@ def event_json(event_id: str, created_at: datetime, fields: Mapping[str, Any]) -
 _WIRE_NAMES = {"type": "topic"}
 
 
+MAX_EVENT_KEYS = 256
+"""Keys an event's metadata may carry; a row keeps at most fold.MAX_ROW_KEYS of them."""
+
+
 def _check_event_json(event_id: str, created_at: datetime, fields: Mapping[str, Any]) -> None:
     """The edge's limits on the event as decoded: the same measure on every path."""
     reason = limits_reason(fields["metadata"], depth=2)
     if reason is not None:
         raise Rejected(reason)
     check_size(len(event_json(event_id, created_at, fields).encode("utf-8")))
+    if len(fields["metadata"]) > MAX_EVENT_KEYS:
+        raise Rejected(
+            f"metadata has {len(fields['metadata'])} keys; the limit is {MAX_EVENT_KEYS}"
+        )
 
 
 MAX_FUTURE = timedelta(minutes=5)

@@ -167,12 +167,30 @@ class State:
         return cls(newest=facts, founding=facts, registers=registers, base=base)
 
 
+MAX_ROW_KEYS = 512
+"""Metadata registers a row keeps (ledger_cap_registers): the ones set by the newest events,
+ties by name. The top 512 of a union is the top 512 of each side's top 512, so capping after
+every merge keeps the fold a function of the set of its events."""
+
+
+def capped(registers: dict[str, Register]) -> dict[str, Register]:
+    meta = sorted(name for name in registers if name.startswith(_META))
+    if len(meta) <= MAX_ROW_KEYS:
+        return registers
+    # Newest first; sorted() is stable, so equal keys stay in name order (code point order,
+    # as COLLATE "C" compares them).
+    ranked = sorted(meta, key=lambda name: registers[name].key, reverse=True)
+    dropped = set(ranked[MAX_ROW_KEYS:])
+    return {name: reg for name, reg in registers.items() if name not in dropped}
+
+
 def merge(a: State, b: State) -> State:
     registers = dict(a.registers)
     for name, reg in b.registers.items():
         mine = registers.get(name)
         if mine is None or reg.key > mine.key:
             registers[name] = reg
+    registers = capped(registers)
     return State(
         newest=a.newest if a.newest.key >= b.newest.key else b.newest,
         founding=a.founding if a.founding.key <= b.founding.key else b.founding,
@@ -198,7 +216,10 @@ def fold_events(events: Iterable[Event], base: Base | None = None) -> State | No
         for name, value in register_values(event).items():
             registers.setdefault(name, Register(event_key(event), value))
     return State(
-        newest=Facts.of(ordered[-1]), founding=Facts.of(ordered[0]), registers=registers, base=base
+        newest=Facts.of(ordered[-1]),
+        founding=Facts.of(ordered[0]),
+        registers=capped(registers),
+        base=base,
     )
 
 

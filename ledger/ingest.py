@@ -137,17 +137,19 @@ def _publish_all(topic_path: str | None, results: list[Ingested]) -> list[Ingest
         log.warning("publish failed; the sweep will apply the events", extra={"error": str(exc)})
         return out
     failed = 0
+    first_error = ""
     for n, future in futures.items():
         try:
             future.result(timeout=publisher.PUBLISH_TIMEOUT_S)
-        except Exception:  # noqa: BLE001 - counted and logged once below
+        except Exception as exc:  # noqa: BLE001 - counted and logged once below
             failed += 1
+            first_error = first_error or str(exc) or type(exc).__name__
             continue
         out[n] = replace(results[n], published=True)
     if failed:
         log.warning(
             "publish failed; the sweep will apply the events",
-            extra={"failed": failed, "published": len(futures) - failed},
+            extra={"failed": failed, "published": len(futures) - failed, "error": first_error},
         )
     return out
 

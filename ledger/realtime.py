@@ -1,8 +1,11 @@
-"""The real-time path (docs/behaviour.md §5): apply one published event with one statement.
+"""The real-time path (docs/behaviour.md §5): apply published events, several per statement.
 
-The edge stays here: unwrap the push, base64, strict JSON, the size limit. Then one prepared
-call of `ledger_apply_event` (migrations/) in autocommit decodes the event, records it if it is
-unreadable, or folds it into its row with one conditional UPSERT, and counts it.
+The edge stays here: unwrap the push, base64, strict JSON, the size limit. Then the event joins
+the process's group commit (`group_commit`): deliveries that arrive while a statement is in
+flight are applied together by the next one, `ledger_apply_batch` (migrations/), which decodes
+each event, records the unreadable, folds the rest per VTID with the sweep's batch fold into
+one conditional UPSERT of each row, counts, and answers each delivery. A delivery that finds a
+connection free goes at once, alone (`ledger_apply_event`).
 
 The retry contract is functions-framework's: returning acknowledges, raising makes Pub/Sub
 redeliver. Only transient failures raise; a bad message is recorded and acknowledged.
@@ -16,7 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import ledger_rejections, logs
+from ledger import group_commit, ledger_rejections, logs
 from ledger.counters import Outcome
 from ledger.db import Database, Refused, Session
 from ledger.events import Rejected, edge_text
@@ -68,10 +71,12 @@ def handle_message(db: Database, message: Message) -> Outcome:
     except Rejected as exc:
         return _reject(db, exc.reason, message.data, message.message_id)
     try:
-        row = db.run(lambda session: apply(session, message, payload))
+        row = group_commit.for_database(db).apply(message, payload)
     except Refused as exc:
+        row = {"outcome": "refused", "reason": exc.reason}
+    if row["outcome"] == "refused":  # Postgres refused this event itself (its batch went on)
         return _reject(
-            db, f"database refused the event: {exc.reason}", message.data, message.message_id
+            db, f"database refused the event: {row['reason']}", message.data, message.message_id
         )
     outcome = Outcome(row["outcome"])
     fields = {"event_id": row["event_id"], "vtid": row["vtid"], "outcome": outcome.value}

@@ -37,19 +37,20 @@ resource "google_cloudfunctions2_function" "event" {
     max_instance_request_concurrency = var.event_function.concurrency
     available_memory                 = var.event_function.memory
     available_cpu                    = var.event_function.cpu
-    timeout_seconds                  = 60
+    timeout_seconds                  = local.event_timeout_seconds
     ingress_settings                 = var.event_function.ingress
     all_traffic_on_latest_revision   = true
     environment_variables = merge(local.database_env, {
       DB_USER      = trimsuffix(google_service_account.event_function.email, ".gserviceaccount.com")
-      DB_POOL_SIZE = tostring(var.event_function.concurrency)
+      DB_POOL_SIZE = tostring(var.event_function.pool_size)
+      THREADS      = tostring(var.event_function.concurrency)
     })
   }
 
   lifecycle {
     precondition {
       condition     = local.connections_needed <= local.connection_budget
-      error_message = "max_instances x concurrency of both functions exceeds database_max_connections - database_reserved_connections."
+      error_message = "max_instances x pool_size of both functions exceeds database_max_connections - database_reserved_connections."
     }
   }
 
@@ -88,7 +89,8 @@ resource "google_cloudfunctions2_function" "http" {
     all_traffic_on_latest_revision   = true
     environment_variables = merge(local.database_env, {
       DB_USER             = trimsuffix(google_service_account.http_function.email, ".gserviceaccount.com")
-      DB_POOL_SIZE        = tostring(var.http_function.concurrency)
+      DB_POOL_SIZE        = tostring(var.http_function.pool_size)
+      THREADS             = tostring(var.http_function.concurrency)
       PUBSUB_TOPIC        = google_pubsub_topic.events.id
       SWEEP_TIME_BUDGET_S = tostring(var.sweep_time_budget_seconds)
       SWEEP_BATCH_SIZE    = tostring(var.sweep_batch_size)
@@ -98,7 +100,7 @@ resource "google_cloudfunctions2_function" "http" {
   lifecycle {
     precondition {
       condition     = local.connections_needed <= local.connection_budget
-      error_message = "max_instances x concurrency of both functions exceeds database_max_connections - database_reserved_connections."
+      error_message = "max_instances x pool_size of both functions exceeds database_max_connections - database_reserved_connections."
     }
   }
 

@@ -17,15 +17,23 @@ locals {
 
   # Each instance keeps at most `concurrency` connections (one per in-flight request; the
   # process pool is sized to it), so this is the most the functions can ever open together.
+  # A process holds at most DB_POOL_SIZE connections (its requests wait for one), so the
+  # database sees instances x pool, however many requests each instance takes.
   connections_needed = (
-    var.event_function.max_instances * var.event_function.concurrency +
-    var.http_function.max_instances * var.http_function.concurrency
+    var.event_function.max_instances * var.event_function.pool_size +
+    var.http_function.max_instances * var.http_function.pool_size
   )
   connection_budget = var.database_max_connections - var.database_reserved_connections
 
   # Function timeout and scheduler deadline sit above the sweep's own budget, so a sweep always
   # ends by itself (committing its last batch) before anything cuts it off.
   http_timeout_seconds = var.sweep_time_budget_seconds + 30
+
+  # A delivery may wait for the batch in flight on each connection, then run its own: two
+  # statement timeouts (30 s each) and a connection's wait (10 s), with room to spare. The push
+  # subscription's acknowledgement deadline is the same, so Pub/Sub does not redeliver an
+  # event its batch is still applying.
+  event_timeout_seconds = 90
 }
 
 data "google_project" "this" {

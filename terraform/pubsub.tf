@@ -21,7 +21,7 @@ resource "google_pubsub_subscription" "push" {
   name                       = "${var.name_prefix}-oasis-events-push"
   topic                      = google_pubsub_topic.events.id
   labels                     = local.labels
-  ack_deadline_seconds       = 60
+  ack_deadline_seconds       = local.event_timeout_seconds
   message_retention_duration = var.message_retention
 
   # The gen2 function's Cloud Run URI, as the provider's gen2 examples push to; the token's

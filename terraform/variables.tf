@@ -64,11 +64,12 @@ variable "sweep_batch_size" {
 }
 
 variable "event_function" {
-  description = "The Pub/Sub-triggered function: instances, requests per instance, memory, CPU, ingress (IAM guards it whatever the ingress)."
+  description = "The Pub/Sub-triggered function: instances, requests per instance (functions-framework's THREADS follow it), database connections per instance (deliveries that arrive while its statements run are applied together by the next), memory, CPU, ingress (IAM guards it whatever the ingress)."
   type = object({
     max_instances = optional(number, 20)
     min_instances = optional(number, 0)
-    concurrency   = optional(number, 1)
+    concurrency   = optional(number, 80)
+    pool_size     = optional(number, 2)
     memory        = optional(string, "512Mi")
     cpu           = optional(string, "1")
     ingress       = optional(string, "ALLOW_ALL")
@@ -95,6 +96,11 @@ variable "event_function" {
     condition     = var.event_function.concurrency >= 1 && var.event_function.concurrency <= 1000
     error_message = "event_function.concurrency must be between 1 and 1000."
   }
+  validation {
+    # More connections than requests could never be used.
+    condition     = var.event_function.pool_size >= 1 && var.event_function.pool_size <= var.event_function.concurrency
+    error_message = "event_function.pool_size must be between 1 and event_function.concurrency."
+  }
 }
 
 variable "http_function" {
@@ -103,6 +109,7 @@ variable "http_function" {
     max_instances = optional(number, 5)
     min_instances = optional(number, 0)
     concurrency   = optional(number, 4)
+    pool_size     = optional(number, 4)
     memory        = optional(string, "1Gi")
     cpu           = optional(string, "1")
     ingress       = optional(string, "ALLOW_ALL")
@@ -128,6 +135,10 @@ variable "http_function" {
   validation {
     condition     = var.http_function.concurrency >= 1 && var.http_function.concurrency <= 1000
     error_message = "http_function.concurrency must be between 1 and 1000."
+  }
+  validation {
+    condition     = var.http_function.pool_size >= 1 && var.http_function.pool_size <= var.http_function.concurrency
+    error_message = "http_function.pool_size must be between 1 and http_function.concurrency."
   }
 }
 

@@ -107,8 +107,12 @@ MESSAGES = st.sampled_from(
 
 @st.composite
 def raw_events(draw: st.DrawFn, vtids: list[str] = VTIDS, readable: bool = True) -> dict[str, Any]:
-    values = META_VALUES if readable else st.one_of(META_VALUES, EDGE_VALUES)
-    metadata: Any = draw(st.dictionaries(st.sampled_from(META_KEYS), values, max_size=4))
+    metadata: Any = draw(st.dictionaries(st.sampled_from(META_KEYS), META_VALUES, max_size=4))
+    if not readable and draw(st.booleans()):
+        # Under a key no column is made of: an indexed column refuses large values itself
+        # (Postgres's index limit, which no reference can know; README, "Events Postgres
+        # refuses").
+        metadata["blob"] = draw(EDGE_VALUES)
     if not readable and draw(st.booleans()):
         metadata = draw(
             st.sampled_from(

@@ -637,3 +637,46 @@ def test_no_rule_depends_on_the_sessions_settings(db: Database) -> None:
     assert base_at == "1850-06-01T00:00:00.000000Z"
     assert ledger_rows(db)["VTID-1850"] == expected_rows([old])["VTID-1850"]
     assert ledger_rows(db)["VTID-0002"] == expected_rows([pushed], {"VTID-0002": base})["VTID-0002"]
+
+
+def _wide(n: int, hour: int, keys: range) -> dict[str, Any]:
+    return event(
+        id=f"wide-{n}",
+        created_at=f"2025-11-29T{hour:02d}:00:00Z",
+        metadata={f"k{k:04d}": n for k in keys},
+    )
+
+
+@SWEEP_EXAMPLES
+@given(st.data())
+def test_a_row_keeps_the_512_newest_keys_whatever_the_order(
+    db: Database, data: st.DataObject
+) -> None:
+    """Four events of 200 keys each (overlapping): the row keeps the 512 set by the newest
+    events, ties by name, whichever path applies them and in whatever order."""
+    raws = [_wide(n, 10 + n, range(n * 150, n * 150 + 200)) for n in range(4)]
+    empty_log(db)
+    order = data.draw(st.permutations(raws))
+    cut = data.draw(st.integers(0, 4))
+    for raw in order[:cut]:
+        push(db, raw)
+    store(db, *order[cut:])
+    sweep(db, batch_size=data.draw(st.integers(1, 4)))
+    for raw in data.draw(st.lists(st.sampled_from(raws), max_size=3)):
+        push(db, raw)
+    rows = ledger_rows(db)
+    assert rows == expected_rows(raws)
+    kept = json.loads(rows["VTID-0001"]["metadata"])
+    assert len([k for k in kept if k.startswith("k")]) == 512
+    # 500 keys come from the three newest events; of the oldest's own 150, the 12 first by name
+    assert kept["k0649"] == 3 and kept["k0011"] == 0 and "k0012" not in kept
+
+
+def test_an_event_with_more_than_256_metadata_keys_is_rejected_on_every_path(db: Database) -> None:
+    from ledger.counters import Outcome
+
+    raw = event(id="many", metadata={f"k{k}": k for k in range(257)})
+    insert(db, raw)
+    assert sweep(db).counters.errors == 1
+    assert push(db, {**raw, "id": "many-pushed"}) is Outcome.REJECTED
+    assert push(db, event(id="ok", metadata={f"k{k}": k for k in range(256)})) is Outcome.CREATED

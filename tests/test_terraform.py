@@ -307,7 +307,7 @@ def test_cloud_sql_is_hardened(module: Module) -> None:
 def test_connection_budget_holds_and_is_enforced(load: Callable[..., Module]) -> None:
     fits = load()
     local = next(block for block in fits["locals"] if "connections_needed" in block)
-    assert local["connections_needed"] == 20 * 1 + 5 * 4
+    assert local["connections_needed"] == 20 * 2 + 5 * 4  # instances x pool, not x concurrency
     assert local["connection_budget"] == 200 - 20
     for kind, name in [
         ("google_cloudfunctions2_function", "event"),
@@ -315,16 +315,20 @@ def test_connection_budget_holds_and_is_enforced(load: Callable[..., Module]) ->
         ("google_sql_database_instance", "ledger"),
     ]:
         assert preconditions(one(fits, kind, name))[0] is True
-    too_many = load(event_function={"max_instances": 100, "concurrency": 2})
+    too_many = load(event_function={"max_instances": 100, "pool_size": 2})
     for kind, name in [
         ("google_cloudfunctions2_function", "event"),
         ("google_sql_database_instance", "ledger"),
     ]:
         assert preconditions(one(too_many, kind, name))[0] is False
-    env = one(fits, "google_cloudfunctions2_function", "http")["service_config"]
-    assert (
-        env["max_instance_request_concurrency"] == 4
-    )  # and DB_POOL_SIZE follows it (functions.tf)
+    event = one(fits, "google_cloudfunctions2_function", "event")["service_config"]
+    assert event["max_instance_request_concurrency"] == 80
+    # (the environment is a merge() the offline evaluation leaves open: read it as written)
+    functions = (ROOT / "terraform" / "functions.tf").read_text()
+    assert "DB_POOL_SIZE = tostring(var.event_function.pool_size)" in functions
+    assert "THREADS      = tostring(var.event_function.concurrency)" in functions
+    push = one(fits, "google_pubsub_subscription", "push")
+    assert push["ack_deadline_seconds"] == event["timeout_seconds"] == 90
 
 
 def preconditions(resource: dict[str, Any]) -> list[Any]:

@@ -117,6 +117,10 @@ def serve(settings: Settings, port: int, pubsub: bool) -> int:
         env.update(PUBSUB_EMULATOR_HOST=emulator.host, PUBSUB_TOPIC=topic)
         env.setdefault("GOOGLE_CLOUD_PROJECT", "local")
         os.environ["PUBSUB_EMULATOR_HOST"] = emulator.host  # for the relay's clients
+        from ledger.local import relay as relaying
+
+        # Before the functions answer: an ingest as soon as they do must find the topic.
+        relaying.ensure(topic, relaying.subscription_path(topic))
     children = [
         subprocess.Popen(function_command(target, p), env=env)
         for target, p in (("ledger_http", http_port), ("oasis_event", event_port))

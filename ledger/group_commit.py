@@ -1,0 +1,156 @@
+"""Group commit for the real-time path (docs/behaviour.md §5).
+
+Deliveries that reach one process while its statements are in flight wait in a queue; when a
+statement finishes, the queue is handed over whole (up to a cap) to one of the waiting
+deliveries, which applies it with one statement and one commit (`ledger_apply_batch`) and
+answers every delivery in it with its own outcome. There is no timer: a delivery that finds a
+connection free goes at once, alone. At most `DB_POOL_SIZE` statements are in flight, one per
+connection, so the process never needs more connections than its pool.
+
+This is the leader/follower pattern: no thread of its own, no lock held during a statement.
+Each waiting delivery waits on its own event, so handing over wakes exactly one thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.db import Database, Refused, Session
+from ledger.pubsub_message import Message
+
+APPLY_BATCH = """
+SELECT n, outcome, vtid, event_id, reason
+FROM ledger_apply_batch(CAST(:payloads AS text[]), CAST(:message_ids AS text[]),
+    CAST(:publish_times AS timestamptz[]), CAST(:attempts AS integer[]))"""
+
+MAX_EVENTS = 500
+"""Deliveries one statement applies at most (the rest go in the next)."""
+MAX_BYTES = 4 * 1024 * 1024
+"""Payload bytes one statement carries at most (an event is at most 256 KiB)."""
+
+
+@dataclass(eq=False, slots=True)
+class Delivery:
+    message: Message
+    payload: str
+    ready: threading.Event = field(default_factory=threading.Event)
+    row: dict[str, Any] | None = None
+    error: BaseException | None = None
+    lead: list[Delivery] | None = None
+    """Set when this delivery's thread is handed a batch to apply."""
+
+
+class GroupCommit:
+    """One per process and database; shared by every request thread."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._queue: deque[Delivery] = deque()
+        self._in_flight = 0
+        self._limit = max(1, db.settings.db_pool_size)
+        self.batches = 0
+        """Statements applied so far (tests and benchmarks read it)."""
+
+    def apply(self, message: Message, payload: str) -> dict[str, Any]:
+        """Apply one delivery with whatever else is waiting; its own `ledger_apply_batch` row.
+        Raises what the batch's statement raised (a transient failure: Pub/Sub retries)."""
+        mine = Delivery(message, payload)
+        with self._lock:
+            self._queue.append(mine)
+            batch = self._take() if self._in_flight < self._limit else None
+            if batch is not None:
+                self._in_flight += 1
+        if batch is None:
+            mine.ready.wait()
+            batch = mine.lead
+        if batch is not None:
+            self._lead(batch)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.row is not None
+        return mine.row
+
+    def _take(self) -> list[Delivery]:
+        """The front of the queue, up to the caps (called under the lock)."""
+        batch: list[Delivery] = []
+        size = 0
+        while self._queue and len(batch) < MAX_EVENTS:
+            nxt = self._queue[0]
+            if batch and size + len(nxt.payload) > MAX_BYTES:
+                break
+            batch.append(self._queue.popleft())
+            size += len(nxt.payload)
+        return batch
+
+    def _lead(self, batch: list[Delivery]) -> None:
+        try:
+            rows = self._db.run(lambda session: apply_batch(session, batch))
+            for delivery, row in zip(batch, rows, strict=True):
+                delivery.row = row
+        except BaseException as exc:  # noqa: BLE001 - each delivery of the batch raises it
+            for delivery in batch:
+                delivery.error = exc
+        finally:
+            with self._lock:
+                self.batches += 1
+                following = self._take() if self._queue else None
+                if following is None:
+                    self._in_flight -= 1
+            if following is not None:
+                # The first waiting delivery leads the next batch: this thread answers now.
+                following[0].lead = following
+                following[0].ready.set()
+            for delivery in batch:
+                delivery.ready.set()
+
+
+def apply_batch(session: Session, batch: list[Delivery]) -> list[dict[str, Any]]:
+    """One statement for the batch. If Postgres refuses it for one event's fault (a value too
+    large for an index, say), each event is applied on its own, so only that one is refused;
+    the caller records it. A transient failure raises, for exactly these deliveries."""
+    try:
+        return _call(session, batch)
+    except Refused:
+        if len(batch) == 1:
+            raise
+    rows: list[dict[str, Any]] = []
+    for delivery in batch:
+        try:
+            [row] = _call(session, [delivery])
+        except Refused as exc:
+            row = {"n": 1, "outcome": "refused", "vtid": None, "event_id": None,
+                   "reason": exc.reason}  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def _call(session: Session, batch: list[Delivery]) -> list[dict[str, Any]]:
+    rows = session.call(
+        APPLY_BATCH,
+        payloads=[d.payload for d in batch],
+        message_ids=[d.message.message_id for d in batch],
+        publish_times=[
+            None if d.message.publish_time is None else d.message.publish_time.isoformat()
+            for d in batch
+        ],
+        attempts=[d.message.delivery_attempt for d in batch],
+    )
+    return sorted(rows, key=lambda row: int(row["n"]))
+
+
+_made = threading.Lock()
+
+
+def for_database(db: Database) -> GroupCommit:
+    """The group committer of this database handle (one per process in production), made on
+    first use and kept on the handle, so it lives and goes with it."""
+    with _made:
+        found: GroupCommit | None = getattr(db, "_group_commit", None)
+        if found is None:
+            found = GroupCommit(db)
+            db._group_commit = found  # type: ignore[attr-defined]
+        return found

@@ -1,0 +1,195 @@
+-- Group commit on the real-time path (docs/behaviour.md §5): the deliveries that arrived at one
+-- process while its previous statement was in flight are applied by one statement and one
+-- commit, with the same batch fold as the sweep (ledger_fold), and each gets its own outcome.
+
+-- The real-time counters for many events at once (one UPDATE of the connection's shard; see
+-- ledger_count_realtime in 20251204_fold_apply.sql for one).
+CREATE OR REPLACE FUNCTION ledger_count_realtime_many(outcomes text[],
+    event_times timestamptz[], publish_times timestamptz[], attempts integer[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    my_shard smallint := pg_backend_pid() % 16;
+    t record;
+BEGIN
+    SELECT count(*) AS processed,
+        count(*) FILTER (WHERE o = 'created') AS created,
+        count(*) FILTER (WHERE o = 'updated') AS updated,
+        count(*) FILTER (WHERE o = 'skipped') AS skipped,
+        count(*) FILTER (WHERE o = 'rejected') AS errors,
+        count(*) FILTER (WHERE coalesce(a, 1) > 1) AS redelivered,
+        coalesce(sum(greatest(0, extract(epoch FROM clock_timestamp() - p)))::float8, 0)
+            AS lag_sum,
+        count(p) AS lag_count,
+        greatest(0, extract(epoch FROM clock_timestamp() - max(p)))::float8 AS last_lag,
+        max(e) AS last_event_time
+    INTO t
+    FROM unnest(outcomes, event_times, publish_times, attempts) AS x(o, e, p, a)
+    WHERE o <> 'ignored';
+    IF t.processed = 0 THEN
+        RETURN;
+    END IF;
+    INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
+        updated, skipped, errors, redelivered, delivery_lag_seconds_sum, delivery_lag_count,
+        last_delivery_lag_seconds, last_processed_at, last_event_time)
+    VALUES ('vtid_ledger_sync', my_shard, t.processed, t.created, t.updated, t.skipped,
+        t.errors, t.redelivered, t.lag_sum, t.lag_count, t.last_lag, now(), t.last_event_time)
+    ON CONFLICT (projector_name, shard) DO UPDATE SET
+        events_processed = p.events_processed + EXCLUDED.events_processed,
+        created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
+        skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
+        redelivered = p.redelivered + EXCLUDED.redelivered,
+        delivery_lag_seconds_sum =
+            p.delivery_lag_seconds_sum + EXCLUDED.delivery_lag_seconds_sum,
+        delivery_lag_count = p.delivery_lag_count + EXCLUDED.delivery_lag_count,
+        last_delivery_lag_seconds =
+            coalesce(EXCLUDED.last_delivery_lag_seconds, p.last_delivery_lag_seconds),
+        last_processed_at = now(),
+        last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
+END
+$$;
+
+-- The outcome of one event of a batch, as if each VTID's events were applied one at a time in
+-- the fold's order (oldest key first), which is how the sweep counts too: created (the oldest
+-- event of a VTID that had no row), updated (newer than the row; older than the founding event
+-- of a row the writer made; or setting a register with a newer event than the row's), else
+-- stale. `written`: the batch changed the row. `full_key`: the event's key with its digest,
+-- needed only where its (time, priority, id) equals the row's newest or founding.
+CREATE OR REPLACE FUNCTION ledger_batch_outcome(e ledger_event, full_key text,
+    oldest_key text, had_row boolean, row_newest text, row_founding text, row_owners jsonb,
+    written boolean) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+SELECT CASE
+    WHEN NOT written THEN 'stale'
+    WHEN NOT had_row THEN CASE WHEN e.key = oldest_key THEN 'created' ELSE 'updated' END
+    WHEN full_key COLLATE "C" > coalesce(row_newest, '') COLLATE "C" THEN 'updated'
+    WHEN row_founding IS NOT NULL AND e.key = oldest_key
+        AND full_key COLLATE "C" < row_founding COLLATE "C" THEN 'updated'
+    WHEN EXISTS (
+        SELECT 1 FROM (
+            SELECT jsonb_object_keys(ledger_meta_registers(e.metadata))
+            UNION ALL
+            SELECT n FROM unnest(ARRAY[
+                CASE WHEN ledger_meta_text(e.metadata, 'description', 'summary')
+                    IS NOT NULL THEN 'description' END,
+                CASE WHEN ledger_meta_text(e.metadata, 'taskFamily', 'task_family')
+                    IS NOT NULL THEN 'task_family' END,
+                CASE WHEN ledger_meta_text(e.metadata, 'taskType', 'task_type')
+                    IS NOT NULL THEN 'task_type' END,
+                CASE WHEN ledger_meta_text(e.metadata, 'assignedTo', 'assigned_to',
+                    'assignee') IS NOT NULL THEN 'assigned_to' END]) AS n
+        ) AS registers(name)
+        WHERE registers.name IS NOT NULL
+          AND full_key COLLATE "C" > coalesce(row_owners ->> registers.name, '') COLLATE "C")
+        THEN 'updated'
+    ELSE 'stale'
+END
+$$;
+
+-- Apply the deliveries of one batch: decode each (a time from the future is refused against
+-- its publish time), record the rejected, ignore the writer's own, skip those without a VTID,
+-- fold the rest per VTID into one write of each row (ledger_apply_events: ledger_fold, then
+-- ledger_write in VTID order), count, and answer each delivery, in the order given. An event
+-- delivered twice in the batch is applied once (the copy is stale). Two different events that
+-- share (time, priority, id), a producer's bug, cannot share one fold (it keys events by
+-- that), so the second is merged on its own after it. A batch of one takes the single-event
+-- path, which does the same with less.
+CREATE OR REPLACE FUNCTION ledger_apply_batch(payloads text[], message_ids text[],
+    publish_times timestamptz[], attempts integer[])
+RETURNS TABLE (n integer, outcome text, vtid text, event_id text, reason text)
+LANGUAGE plpgsql
+SET enable_nestloop = off SET enable_mergejoin = off SET jit = off SET work_mem = '64MB'
+AS $$
+#variable_conflict use_column
+DECLARE
+    events ledger_event[];
+    reasons text[];
+    outcomes text[];
+    good_n int[];
+    good_outcomes text[];
+    extra record;
+    written record;
+    i int;
+BEGIN
+    IF cardinality(payloads) = 1 THEN
+        RETURN QUERY SELECT 1, a.outcome, a.vtid, a.event_id, a.reason
+            FROM ledger_apply_event(payloads[1], message_ids[1], publish_times[1],
+                attempts[1]) AS a;
+        RETURN;
+    END IF;
+
+    SELECT array_agg(d.e ORDER BY d.i),
+        array_agg(coalesce((d.e).reason, ledger_future_reason((d.e).created_at, d.p))
+            ORDER BY d.i)
+    INTO events, reasons
+    FROM (SELECT x.i, x.p, ledger_decode_json(x.payload::jsonb, x.p) AS e
+          FROM unnest(payloads, publish_times) WITH ORDINALITY AS x(payload, p, i)) AS d;
+
+    PERFORM ledger_reject('pubsub', reasons[k], convert_to(payloads[k], 'UTF8'),
+        (events[k]).id, message_ids[k])
+    FROM generate_subscripts(reasons, 1) AS k WHERE reasons[k] IS NOT NULL;
+
+    outcomes := ARRAY(SELECT CASE
+            WHEN reasons[k] IS NOT NULL THEN 'rejected'
+            WHEN (events[k]).service = 'oasis-projector'
+                AND (events[k]).type IS NOT DISTINCT FROM 'ledger_sync' THEN 'ignored'
+            WHEN (events[k]).task_vtid IS NULL THEN 'skipped'
+        END
+        FROM generate_subscripts(events, 1) AS k ORDER BY k);
+
+    WITH good AS MATERIALIZED (
+        SELECT k AS n, events[k] AS e, (events[k]).key AS key, (events[k]).task_vtid AS vtid,
+            (events[k]).key || ledger_event_digest(events[k]) AS full_key
+        FROM generate_subscripts(events, 1) AS k WHERE outcomes[k] IS NULL
+    ),
+    ranked AS MATERIALIZED (
+        SELECT good.*,
+            row_number() OVER (PARTITION BY good.full_key ORDER BY good.n) AS copy,
+            dense_rank() OVER (PARTITION BY good.key ORDER BY good.full_key) AS variant
+        FROM good
+    ),
+    before_batch AS MATERIALIZED (  -- the rows as they were: this statement's snapshot
+        SELECT l.vtid, ledger_row_newest(l) AS newest, l.fold_founding AS founding,
+            coalesce(l.fold_owners, '{}') AS owners
+        FROM vtid_ledger AS l WHERE l.vtid IN (SELECT good.vtid FROM good)
+    ),
+    folded AS MATERIALIZED (
+        SELECT w.vtid FROM ledger_apply_events(ARRAY(
+            SELECT ranked.e FROM ranked WHERE ranked.copy = 1 AND ranked.variant = 1)) AS w
+    ),
+    oldest AS (
+        SELECT ranked.vtid, min(ranked.key) AS key FROM ranked
+        WHERE ranked.copy = 1 AND ranked.variant = 1 GROUP BY ranked.vtid
+    )
+    SELECT array_agg(r.n), array_agg(CASE
+            WHEN r.copy > 1 THEN 'stale'
+            WHEN r.variant > 1 THEN NULL  -- merged on its own below
+            ELSE ledger_batch_outcome(r.e, r.full_key, o.key, b.vtid IS NOT NULL, b.newest,
+                b.founding, b.owners, f.vtid IS NOT NULL)
+        END)
+    INTO good_n, good_outcomes
+    FROM ranked AS r
+    LEFT JOIN oldest AS o ON o.vtid = r.vtid
+    LEFT JOIN before_batch AS b ON b.vtid = r.vtid
+    LEFT JOIN folded AS f ON f.vtid = r.vtid;
+
+    FOR i IN 1 .. coalesce(cardinality(good_n), 0) LOOP
+        outcomes[good_n[i]] := good_outcomes[i];
+    END LOOP;
+    FOR extra IN SELECT k FROM generate_subscripts(outcomes, 1) AS k
+        WHERE outcomes[k] IS NULL ORDER BY k LOOP
+        SELECT * INTO written FROM ledger_write(ARRAY[ledger_state_of(events[extra.k])]);
+        outcomes[extra.k] := CASE WHEN NOT FOUND THEN 'stale'
+            WHEN written.created THEN 'created' ELSE 'updated' END;
+    END LOOP;
+
+    PERFORM ledger_count_realtime_many(outcomes,
+        ARRAY(SELECT (events[k]).created_at FROM generate_subscripts(events, 1) AS k ORDER BY k),
+        publish_times, attempts);
+
+    RETURN QUERY SELECT k, outcomes[k],
+        CASE WHEN outcomes[k] <> 'rejected' THEN (events[k]).task_vtid END,
+        (events[k]).id, reasons[k]
+    FROM generate_subscripts(outcomes, 1) AS k ORDER BY k;
+END
+$$;
