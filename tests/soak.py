@@ -62,6 +62,7 @@ class Figures:
     failed_deliveries: int = 0
     connections_terminated: int = 0
     terminations: int = 0
+    fault_errors: list[str] = field(default_factory=list)
     restarts: int = 0
     sweeps_killed_in_batch: int = 0
     sweeps_killed_between_batches: int = 0
@@ -330,8 +331,13 @@ class Soak:
         for at, fault in plan:
             while self.inserted < at * self.events and not self.stop.is_set():
                 time.sleep(0.05)
-            with suppress(Exception):  # a fault that fails to land is counted as not landed
-                fault()
+            for _ in range(3):  # the database may be mid-restart: try again shortly
+                try:
+                    fault()
+                    break
+                except Exception as exc:  # noqa: BLE001 - kept for the report; not landed
+                    self.figures.fault_errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    time.sleep(0.5)
 
     def restart(self) -> None:
         self.restart_database()
