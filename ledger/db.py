@@ -37,6 +37,17 @@ NOT_MIGRATED = (
 )
 
 
+def text_array(values: list[str | None]) -> str:
+    """A Postgres array literal of text, for `CAST(:param AS text[])` (or any array type whose
+    elements read from text). pg8000 converts a list character by character: 40 ms for 128
+    events, against microseconds for these string methods."""
+    parts = [
+        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for v in values
+    ]
+    return "{" + ",".join(parts) + "}"
+
+
 class Transient(RuntimeError):
     """A failure that may pass: raise it so Pub/Sub (or the caller) retries."""
 

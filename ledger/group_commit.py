@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.db import Database, Refused, Session
+from ledger.db import Database, Refused, Session, text_array
 from ledger.pubsub_message import Message
 
 APPLY_BATCH = """
@@ -129,15 +129,14 @@ def apply_batch(session: Session, batch: list[Delivery]) -> list[dict[str, Any]]
 
 
 def _call(session: Session, batch: list[Delivery]) -> list[dict[str, Any]]:
+    times = [d.message.publish_time for d in batch]
+    attempts = [d.message.delivery_attempt for d in batch]
     rows = session.call(
         APPLY_BATCH,
-        payloads=[d.payload for d in batch],
-        message_ids=[d.message.message_id for d in batch],
-        publish_times=[
-            None if d.message.publish_time is None else d.message.publish_time.isoformat()
-            for d in batch
-        ],
-        attempts=[d.message.delivery_attempt for d in batch],
+        payloads=text_array([d.payload for d in batch]),
+        message_ids=text_array([d.message.message_id for d in batch]),
+        publish_times=text_array([None if t is None else t.isoformat() for t in times]),
+        attempts=text_array([None if a is None else str(a) for a in attempts]),
     )
     return sorted(rows, key=lambda row: int(row["n"]))
 

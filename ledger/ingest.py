@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger import ledger_rejections, logs, oasis_events
-from ledger.db import Database, Refused, Session
+from ledger.db import Database, Refused, Session, text_array
 from ledger.events import Rejected, edge_text
 
 SOURCE = "ingest"
@@ -100,7 +100,9 @@ def _store_chunk(db: Database, payloads: list[str], received_at: datetime) -> li
     event at a time so the others are kept and only that one is recorded."""
 
     def work(session: Session) -> list[dict[str, Any]]:
-        return session.call(oasis_events.INGEST_MANY, payloads=payloads, received_at=received_at)
+        return session.call(
+            oasis_events.INGEST_MANY, payloads=text_array(list(payloads)), received_at=received_at
+        )
 
     try:
         return [_stored(row, quiet=True) for row in db.run(work)]

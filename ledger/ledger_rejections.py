@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ledger.db import Session
+from ledger.db import Session, text_array
 
 RECORD = "SELECT ledger_reject(:source, :reason, :raw, :event_id, :message_id)"
 
@@ -78,8 +78,8 @@ def record_many(session: Session, source: str, refused: list[tuple[str, bytes]])
     session.run(
         RECORD_MANY,
         source=source,
-        reasons=[_storable(reason) for reason, _ in refused],
-        raws=[raw.hex() for _, raw in refused],
+        reasons=text_array([_storable(reason) for reason, _ in refused]),
+        raws=text_array([raw.hex() for _, raw in refused]),
     )
 
 
