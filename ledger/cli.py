@@ -119,9 +119,11 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.timefmt import plain
     from ledger.verify import verify
 
+    vtid = _vtid_arg(args.vtid) if args.vtid else None
+
     def work(session: Any) -> tuple[int, int]:
         drifted = unreadable = 0
-        for finding in verify(session):
+        for finding in verify(session, vtid):
             print(json.dumps(plain(asdict(finding)), default=str), flush=True)
             if finding.kind == "unreadable":
                 unreadable += 1
@@ -140,25 +142,73 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if drifted else 0
 
 
-def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.sweep import SweepRunning
-    from ledger.verify import reset_for_rebuild
+def _vtid_arg(raw: str) -> str:
+    from ledger.tasks import BadQuery, parse_vtid
 
-    if not args.yes:
-        if not sys.stdin.isatty():
-            print("rebuild empties the ledger first: confirm with --yes", file=sys.stderr)
-            return 2
-        answer = input("Empty the ledger of what the writer made and replay the whole log? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing done", file=sys.stderr)
-            return 1
+    try:
+        return parse_vtid(raw)
+    except BadQuery as exc:
+        raise UsageError(str(exc)) from None
+
+
+class UsageError(ValueError):
+    """Bad usage found after parsing (exit 2)."""
+
+
+def cmd_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger import rebuild
+
     db = Database(settings)
     try:
-        reset_for_rebuild(db)
-    except SweepRunning as exc:
+        if args.vtid:
+            done = rebuild.rebuild_one(db, _vtid_arg(args.vtid))
+        elif args.outdated:
+            done = rebuild.rebuild_outdated(db)
+        else:
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    print("rebuild refolds the whole log: confirm with --yes", file=sys.stderr)
+                    return 2
+                answer = input(
+                    "Refold the whole log beside the ledger and apply the difference? [y/N] "
+                )
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("nothing done", file=sys.stderr)
+                    return 1
+            done = _rebuild_all(db, args.progress)
+    except rebuild.RebuildRunning as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    return _sweep(db, "rebuild", args.progress)
+    except KeyboardInterrupt:
+        print("rebuild interrupted: the ledger is as it was", file=sys.stderr)
+        return 130
+    _print({"ok": True, "result": done.as_dict()})
+    return 0
+
+
+def _rebuild_all(db: Database, progress: bool | None) -> Any:
+    from ledger import oasis_events, rebuild
+    from ledger.local.progress import bar, progress_logging
+    from ledger.oasis_events import Position
+
+    shown = None
+    if progress is not False:
+        total = db.run(lambda s: int(oasis_events.backlog(s, Position())["backlog"]))
+        shown = bar(total, "rebuild", forced=progress is True)
+    seen = 0
+
+    def advance(done: Any) -> None:
+        nonlocal seen
+        if shown is not None:
+            shown.update(done.events - seen)
+        seen = done.events
+
+    try:
+        with progress_logging(shown):
+            return rebuild.rebuild(db, on_batch=advance)
+    finally:
+        if shown is not None:
+            shown.close()
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
@@ -283,14 +333,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, func, text in [
         ("sync", cmd_sync, "sweep the log until caught up; prints the totals"),
-        ("rebuild", cmd_rebuild, "empty the ledger of what the writer made, replay the whole log"),
+        (
+            "rebuild",
+            cmd_rebuild,
+            "refold the log beside the ledger and apply the difference at once (readers never "
+            "see it empty)",
+        ),
     ]:
         p = sub.add_parser(name, help=text, description=text, parents=[progress])
         p.set_defaults(func=func)
         if name == "rebuild":
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+            which = p.add_mutually_exclusive_group()
+            which.add_argument("--vtid", help="refold this one task from its events")
+            which.add_argument(
+                "--outdated", action="store_true", help="refold the rows older rules folded"
+            )
     command("status", cmd_status, "the writer's status: offset, lag, backlog, recent syncs")
-    command("verify", cmd_verify, "fold the whole log independently; print drifted rows (exit 1)")
+    verify_cmd = command(
+        "verify", cmd_verify, "fold the whole log independently; print drifted rows (exit 1)"
+    )
+    verify_cmd.add_argument("--vtid", help="verify this one task only")
     explain = command(
         "explain", cmd_explain, "each column of a task's row and the event that set it"
     )
@@ -311,8 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return int(args.func(settings, args))
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+    except (ConfigError, UsageError) as exc:
+        print(f"configuration error: {exc}" if isinstance(exc, ConfigError) else str(exc),
+              file=sys.stderr)  # fmt: skip
         return 2
     except Transient as exc:
         print(f"database unavailable: {exc}", file=sys.stderr)

@@ -104,6 +104,54 @@ def _prefers_text(header: str) -> bool:
     return text > _quality(accepted, "application/json")
 
 
+def _one_vtid(request: flask.Request) -> str:
+    from ledger import tasks
+
+    unknown = sorted(set(request.args) - {"vtid"})
+    if unknown:
+        raise HttpError(400, f"unknown query parameter(s): {', '.join(unknown)}")
+    raw = request.args.get("vtid", "")
+    if not raw.strip():
+        raise HttpError(400, "vtid is required: one task at a time (the CLI does the whole log)")
+    try:
+        return tasks.parse_vtid(raw)
+    except tasks.BadQuery as exc:
+        raise HttpError(400, str(exc)) from None
+
+
+def verify_one(db: Database, request: flask.Request) -> Response:
+    """One task's row against the reference fold of its events (operators; token-guarded)."""
+    from dataclasses import asdict
+
+    from ledger.verify import verify
+
+    vtid = _one_vtid(request)
+    findings = db.run(lambda s: [asdict(f) for f in verify(s, vtid)])
+    drifted = [f for f in findings if f["kind"] != "unreadable"]
+    return {"ok": not drifted, "vtid": vtid, "findings": findings, "timestamp": now()}, 200
+
+
+def rebuild_one(db: Database, request: flask.Request) -> Response:
+    """Refold one task from its events and apply the difference (operators; token-guarded)."""
+    from ledger import rebuild
+
+    vtid = _one_vtid(request)
+    try:
+        done = rebuild.rebuild_one(db, vtid)
+    except rebuild.RebuildRunning as exc:
+        return {"ok": True, "busy": True, "vtid": vtid, "error": str(exc), "timestamp": now()}, 200
+    rows = done.as_dict()["rows"]
+    changed = (
+        "inserted"
+        if rows["inserted"]
+        else "deleted"
+        if rows["deleted"]
+        else ("updated" if rows["updated"] else "unchanged")
+    )
+    return {"ok": True, "vtid": vtid, "row": changed, "result": done.as_dict(),
+            "timestamp": now()}, 200  # fmt: skip
+
+
 def openapi(db: Database, request: flask.Request) -> Response:
     from pathlib import Path
 
@@ -193,6 +241,8 @@ Handler = Callable[[Database, "flask.Request"], Response]
 ROUTES: dict[str, dict[str, Handler]] = {
     "/internal/oasis/ledger/sync": {"POST": sync},
     "/internal/oasis/ledger/status": {"GET": status},
+    "/internal/oasis/ledger/verify": {"GET": verify_one},
+    "/internal/oasis/ledger/rebuild": {"POST": rebuild_one},
     "/metrics": {"GET": metrics},
     "/api/v1/events/ingest": {"POST": ingest},
     "/api/v1/tasks": {"GET": list_tasks},

@@ -16,11 +16,10 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from ledger import fold, oasis_events, projection_offsets, vtid_ledger
-from ledger.db import Database, Session
+from ledger import fold, oasis_events, vtid_ledger
+from ledger.db import Session
 from ledger.events import Event, Rejected, decode, jsonb_text, parse_json, parse_time
 from ledger.ledger_settings import max_future
-from ledger.sweep import LOCK, UNLOCK, SweepRunning
 from ledger.vtid import of_event
 
 COLUMNS = tuple(fold.Row.__slots__)
@@ -151,27 +150,33 @@ def _groups(
             yield "", [], disagree
 
 
-def verify(session: Session) -> Iterator[Drift]:
+def verify(session: Session, vtid: str | None = None) -> Iterator[Drift]:
     """Every row that differs from the fold of its events, every event read differently, and
-    every event that cannot be read."""
+    every event that cannot be read; of one task only when `vtid` is given (its events found
+    through the log's index: milliseconds on any log)."""
     session.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
         tolerance = max_future(session)
-        session.script(f"DECLARE ledger_events NO SCROLL CURSOR FOR {oasis_events.STREAM}")
-        session.script(f"DECLARE ledger_rows NO SCROLL CURSOR FOR {vtid_ledger.FOLDED}")
+        if vtid is None:
+            session.script(f"DECLARE ledger_events NO SCROLL CURSOR FOR {oasis_events.STREAM}")
+            session.script(f"DECLARE ledger_rows NO SCROLL CURSOR FOR {vtid_ledger.FOLDED}")
+        else:
+            stream, folded = oasis_events.STREAM_FOR_VTID, vtid_ledger.FOLDED_ONE
+            session.run(f"DECLARE ledger_events NO SCROLL CURSOR FOR {stream}", vtid=vtid)
+            session.run(f"DECLARE ledger_rows NO SCROLL CURSOR FOR {folded}", vtid=vtid)
         rows = _cursor(session, "ledger_rows")
         row = next(rows, None)
-        for vtid, events, disagree in _groups(session, tolerance):
+        for task, events, disagree in _groups(session, tolerance):
             yield from disagree
-            if not vtid:
+            if not task:
                 continue
-            while row is not None and row["vtid"] < vtid:
+            while row is not None and row["vtid"] < task:
                 drift = _compare(row["vtid"], row, [])
                 if drift:
                     yield drift
                 row = next(rows, None)
-            current = row if row is not None and row["vtid"] == vtid else None
-            drift = _compare(vtid, current, events)
+            current = row if row is not None and row["vtid"] == task else None
+            drift = _compare(task, current, events)
             if drift:
                 yield drift
             if current is not None:
@@ -183,20 +188,3 @@ def verify(session: Session) -> Iterator[Drift]:
             row = next(rows, None)
     finally:
         session._rollback_quietly()
-
-
-def reset_for_rebuild(db: Database) -> None:
-    """Empty the ledger of what the writer made and rewind the offset, under the sweep's lock."""
-
-    def work(session: Session) -> None:
-        if not session.scalar(LOCK):
-            raise SweepRunning("a sweep is running; try again when it finishes")
-        try:
-            with session.transaction():
-                session.run(vtid_ledger.RESTORE_BASES)
-                session.run(vtid_ledger.DELETE_FOLDED)
-                projection_offsets.reset(session)
-        finally:
-            session.run(UNLOCK)
-
-    db.run(work)

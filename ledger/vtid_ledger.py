@@ -45,4 +45,4 @@ UPDATE vtid_ledger SET
         ELSE fold_base -> 'metadata' END,
     fold_newest = NULL, fold_owners = NULL, fold_base = NULL, updated_at = now()
 WHERE fold_base IS NOT NULL"""
-DELETE_FOLDED = "DELETE FROM vtid_ledger WHERE fold_founding IS NOT NULL"
+FOLDED_ONE = FOLDED.replace('ORDER BY vtid COLLATE "C"', "WHERE vtid = :vtid")

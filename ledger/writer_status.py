@@ -71,6 +71,7 @@ def status(session: Session) -> dict[str, Any]:
         "oldest_open_transaction": _oldest_open_transaction(session) if held_back else None,
         "last_error": offset["last_error"],
         "last_error_at": iso(offset["last_error_at"]),
+        **_rules(session),
     }
     syncs = [plain(r) for r in oasis_events.recent_syncs(session)]
     return {
@@ -80,6 +81,16 @@ def status(session: Session) -> dict[str, Any]:
         "recent_syncs": syncs,
         "timestamp": now(),
     }
+
+
+RULES = "SELECT ledger_rules_version() AS rules_version, ledger_outdated_rows() AS outdated_rows"
+
+
+def _rules(session: Session) -> dict[str, Any]:
+    """The fold's rules version, and how many rows older rules folded (`rebuild --outdated`)."""
+    row = session.one(RULES)
+    assert row is not None
+    return {"rules_version": row["rules_version"], "outdated_rows": int(row["outdated_rows"])}
 
 
 def metrics(session: Session) -> dict[str, Any]:
@@ -108,6 +119,7 @@ def metrics(session: Session) -> dict[str, Any]:
                 "last_event_time": iso(writer["last_event_time"]),
                 "lag_seconds": lag,
                 "backlog": int(backlog["backlog"]),
+                "outdated_rows": _rules(session)["outdated_rows"],
             },
         },
         "timestamp": now(),
@@ -154,6 +166,8 @@ def prometheus(report: dict[str, Any]) -> str:
          "Real-time: publish to applied for the newest event. Sweep: age of the oldest event "
          "not yet swept (0 when caught up)."),
         ("backlog", "gauge", "vtid_ledger_backlog_events", "Events the sweep has yet to apply."),
+        ("outdated_rows", "gauge", "vtid_ledger_outdated_rows",
+         "Ledger rows folded under older rules than the current ones (rebuild --outdated)."),
         ("last_processed_at", "gauge", "vtid_ledger_last_processed_at_seconds",
          "Unix time the projector last processed an event."),
         ("last_event_time", "gauge", "vtid_ledger_last_event_time_seconds",

@@ -1,0 +1,238 @@
+-- Online rebuild, one task at a time, and rules that carry a version (docs/operations.md).
+
+-- The version of the fold's rules. A migration that changes what a row is (a status mapping, a
+-- register, a limit) re-creates this function with a new value; rows folded under an older
+-- one are reported as outdated until `rebuild --outdated` refolds them. This one: the edge of
+-- 20251208, the future-time rule of 20251209, the key caps of 20251211.
+CREATE OR REPLACE FUNCTION ledger_rules_version() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT '2025-12-11'
+$$;
+
+-- The rules version each row was folded under (NULL: folded before versions existed, or a row
+-- another system made that no event has reached).
+ALTER TABLE vtid_ledger ADD COLUMN IF NOT EXISTS fold_rules text;
+
+-- A row of the log's VTID by the rules (ledger_vtid_of over the row's columns), for the index
+-- that finds one task's events without reading the log: `verify --vtid`, `rebuild --vtid`,
+-- explain's event count. A row that cannot be read may still be indexed under a VTID; the
+-- decoder decides.
+CREATE OR REPLACE FUNCTION ledger_row_vtid(vtid text, metadata jsonb, ref text, message text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT ledger_vtid_of(nullif(vtid, ''), ledger_metadata_object(metadata), nullif(ref, ''),
+    nullif(message, ''))
+$$;
+CREATE INDEX IF NOT EXISTS oasis_events_task_vtid
+    ON oasis_events (ledger_row_vtid(vtid::text, metadata, ref::text, message::text));
+
+-- Write states into the ledger (see 20251211_key_caps.sql). New: each row records the rules
+-- version it was folded under. A row folded from nothing takes the current version; a row
+-- already folded under an older one keeps that (part of it is still the old rules' work).
+CREATE OR REPLACE FUNCTION ledger_write(states ledger_state[])
+RETURNS TABLE (vtid text, created boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+RETURN QUERY
+INSERT INTO vtid_ledger AS l (vtid, status, service, environment, last_event_id,
+    last_event_at, description, task_family, task_type, assigned_to, tenant, metadata,
+    fold_newest, fold_founding, fold_owners, fold_base, created_at, updated_at, fold_rules)
+SELECT c.*, now(), now(), ledger_rules_version()
+FROM unnest(states) AS s, LATERAL ledger_cap_registers(s::ledger_state) AS c
+ORDER BY c.vtid COLLATE "C"  -- one lock order for every writer
+ON CONFLICT (vtid) DO UPDATE SET
+    (status, service, environment, last_event_id, last_event_at, description, task_family,
+     task_type, assigned_to, tenant, metadata, fold_newest, fold_founding, fold_owners,
+     fold_base, updated_at, fold_rules) =
+    (SELECT m.status, m.service, m.environment, m.last_event_id, m.last_event_at,
+        m.description, m.task_family, m.task_type, m.assigned_to, m.tenant, m.metadata,
+        m.fold_newest, m.fold_founding, m.fold_owners, m.fold_base, now(),
+        CASE WHEN l.fold_founding IS NULL AND l.fold_base IS NULL THEN ledger_rules_version()
+            ELSE l.fold_rules END
+     FROM ledger_cap_registers(ledger_merge(l, EXCLUDED)) AS m)
+WHERE ledger_merge_changes(l, EXCLUDED)
+RETURNING l.vtid, l.xmax = 0;
+END
+$$;
+
+-- Rows folded under rules older than the current ones (made by the writer, or another
+-- system's rows events have reached).
+CREATE OR REPLACE FUNCTION ledger_outdated_rows() RETURNS bigint
+LANGUAGE sql STABLE AS $$
+SELECT count(*) FROM vtid_ledger
+WHERE (fold_founding IS NOT NULL OR fold_base IS NOT NULL)
+  AND fold_rules IS DISTINCT FROM ledger_rules_version()
+$$;
+
+-- A row as a ledger_state (the fold's part of it), and a ledger_state as a row of vtid_ledger
+-- (other columns NULL): the rebuild keeps its shadow as states, and ledger_merge merges rows.
+CREATE OR REPLACE FUNCTION ledger_state_row(s ledger_state) RETURNS vtid_ledger
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+SELECT jsonb_populate_record(NULL::vtid_ledger, to_jsonb(s))
+$$;
+
+-- The rebuild's shadow: one ledger_state per task, in a temporary table of the session that
+-- rebuilds (it vanishes with it). Rows other systems made go in first, as they were before any
+-- event; `only_vtid` limits it to one task.
+CREATE OR REPLACE FUNCTION ledger_rebuild_begin(only_vtid text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    seeded bigint;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS ledger_rebuild_state OF ledger_state (PRIMARY KEY (vtid));
+    TRUNCATE pg_temp.ledger_rebuild_state;
+    INSERT INTO pg_temp.ledger_rebuild_state
+    SELECT l.vtid,
+        CASE WHEN b IS NULL THEN l.status ELSE b ->> 'status' END,
+        CASE WHEN b IS NULL THEN l.service ELSE b ->> 'service' END,
+        CASE WHEN b IS NULL THEN l.environment ELSE b ->> 'environment' END,
+        CASE WHEN b IS NULL THEN l.last_event_id ELSE b ->> 'last_event_id' END,
+        CASE WHEN b IS NULL THEN l.last_event_at
+            ELSE CAST(b ->> 'last_event_at' AS timestamptz) END,
+        CASE WHEN b IS NULL THEN l.description ELSE b ->> 'description' END,
+        CASE WHEN b IS NULL THEN l.task_family ELSE b ->> 'task_family' END,
+        CASE WHEN b IS NULL THEN l.task_type ELSE b ->> 'task_type' END,
+        CASE WHEN b IS NULL THEN l.assigned_to ELSE b ->> 'assigned_to' END,
+        CASE WHEN b IS NULL THEN l.tenant ELSE b ->> 'tenant' END,
+        CASE WHEN b IS NULL THEN l.metadata
+            WHEN jsonb_typeof(b -> 'metadata') = 'null' THEN NULL ELSE b -> 'metadata' END,
+        NULL, NULL, NULL, NULL
+    FROM vtid_ledger AS l, LATERAL (SELECT l.fold_base AS b) AS base
+    WHERE l.fold_founding IS NULL AND (only_vtid IS NULL OR l.vtid = only_vtid);
+    GET DIAGNOSTICS seeded = ROW_COUNT;
+    RETURN seeded;
+END
+$$;
+
+-- Fold decoded events into the shadow: one state per task (ledger_fold), merged with what the
+-- shadow holds (ledger_merge, as ledger_write merges into a row), capped.
+CREATE OR REPLACE FUNCTION ledger_rebuild_fold(events ledger_event[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO pg_temp.ledger_rebuild_state AS r
+    SELECT c.* FROM ledger_fold(events) AS f, LATERAL ledger_cap_registers(f) AS c
+    ON CONFLICT (vtid) DO UPDATE SET
+        (status, service, environment, last_event_id, last_event_at, description, task_family,
+         task_type, assigned_to, tenant, metadata, fold_newest, fold_founding, fold_owners,
+         fold_base) =
+        (SELECT m.status, m.service, m.environment, m.last_event_id, m.last_event_at,
+            m.description, m.task_family, m.task_type, m.assigned_to, m.tenant, m.metadata,
+            m.fold_newest, m.fold_founding, m.fold_owners, m.fold_base
+         FROM ledger_cap_registers(ledger_merge(ledger_state_row(r::ledger_state),
+            ledger_state_row(EXCLUDED::ledger_state))) AS m);
+END
+$$;
+
+-- The log's next batch after a position, in commit order below the snapshot horizon, folded
+-- into the shadow; returns how many were read and the position reached.
+CREATE OR REPLACE FUNCTION ledger_rebuild_batch(after_tx xid8, after_seq bigint,
+    batch_size integer)
+RETURNS TABLE (read_count bigint, last_tx xid8, last_seq bigint)
+LANGUAGE plpgsql
+SET enable_nestloop = off SET enable_mergejoin = off SET jit = off SET work_mem = '256MB'
+AS $$
+DECLARE
+    events ledger_event[];
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS ledger_rebuild_read (tx_id xid8, seq bigint, e ledger_event)
+        ON COMMIT DELETE ROWS;
+    DELETE FROM pg_temp.ledger_rebuild_read;
+    INSERT INTO pg_temp.ledger_rebuild_read
+    SELECT o.tx_id, o.seq, d
+    FROM (SELECT * FROM oasis_events AS o
+          WHERE (o.tx_id, o.seq) > (after_tx, after_seq)
+            AND o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY o.tx_id, o.seq LIMIT batch_size) AS o,
+    LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
+        o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
+        o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text,
+        o.kind::text, o.title::text, o.ref::text, o.stored_at) AS d;
+    events := ARRAY(SELECT r.e FROM pg_temp.ledger_rebuild_read AS r
+        WHERE (r.e).reason IS NULL AND (r.e).task_vtid IS NOT NULL
+          AND NOT ((r.e).service = 'oasis-projector'
+                   AND (r.e).type IS NOT DISTINCT FROM 'ledger_sync'));
+    PERFORM ledger_rebuild_fold(events);
+    RETURN QUERY SELECT count(*), (array_agg(r.tx_id ORDER BY r.tx_id DESC, r.seq DESC))[1],
+        (array_agg(r.seq ORDER BY r.tx_id DESC, r.seq DESC))[1]
+    FROM pg_temp.ledger_rebuild_read AS r;
+END
+$$;
+
+-- One task's events, found through the log's index on their VTID, folded into the shadow.
+CREATE OR REPLACE FUNCTION ledger_rebuild_task(task text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    events ledger_event[];
+BEGIN
+    events := ARRAY(
+        SELECT d FROM oasis_events AS o,
+        LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
+            o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
+            o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text,
+            o.kind::text, o.title::text, o.ref::text, o.stored_at) AS d
+        WHERE ledger_row_vtid(o.vtid::text, o.metadata, o.ref::text, o.message::text) = task
+          AND d.reason IS NULL AND d.task_vtid = task
+          AND NOT (d.service = 'oasis-projector' AND d.type IS NOT DISTINCT FROM 'ledger_sync'));
+    PERFORM ledger_rebuild_fold(events);
+    RETURN cardinality(events);
+END
+$$;
+
+-- The last step of a rebuild, in the caller's one transaction: make the live table equal to
+-- the shadow. Rows that differ are updated, missing ones inserted, rows the writer made that
+-- the log no longer supports deleted; a row another system made that the shadow does not hold
+-- (made while the rebuild ran) is left alone. Only UPDATE, INSERT and DELETE: the table keeps
+-- its identity (OID, grants, indexes, views, triggers, publications). Rows folded from events
+-- take the current rules version. `only_vtid` limits all of it to one task.
+CREATE OR REPLACE FUNCTION ledger_rebuild_apply(only_vtid text DEFAULT NULL)
+RETURNS TABLE (inserted bigint, updated bigint, deleted bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    n_inserted bigint;
+    n_updated bigint;
+    n_deleted bigint;
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS ledger_rebuild_rows ON COMMIT DROP AS
+    SELECT s.*, CASE WHEN s.fold_founding IS NOT NULL OR s.fold_base IS NOT NULL
+        THEN ledger_rules_version() END AS fold_rules
+    FROM pg_temp.ledger_rebuild_state AS s WHERE only_vtid IS NULL OR s.vtid = only_vtid;
+
+    UPDATE vtid_ledger AS m SET
+        (status, service, environment, last_event_id, last_event_at, description, task_family,
+         task_type, assigned_to, tenant, metadata, fold_newest, fold_founding, fold_owners,
+         fold_base, fold_rules, updated_at) =
+        (s.status, s.service, s.environment, s.last_event_id, s.last_event_at, s.description,
+         s.task_family, s.task_type, s.assigned_to, s.tenant, s.metadata, s.fold_newest,
+         s.fold_founding, s.fold_owners, s.fold_base, s.fold_rules, now())
+    FROM pg_temp.ledger_rebuild_rows AS s
+    WHERE m.vtid = s.vtid
+      AND (m.status, m.service, m.environment, m.last_event_id, m.last_event_at,
+           m.description, m.task_family, m.task_type, m.assigned_to, m.tenant, m.metadata,
+           m.fold_newest, m.fold_founding, m.fold_owners, m.fold_base, m.fold_rules)
+          IS DISTINCT FROM
+          (s.status, s.service, s.environment, s.last_event_id, s.last_event_at,
+           s.description, s.task_family, s.task_type, s.assigned_to, s.tenant, s.metadata,
+           s.fold_newest, s.fold_founding, s.fold_owners, s.fold_base, s.fold_rules);
+    GET DIAGNOSTICS n_updated = ROW_COUNT;
+
+    INSERT INTO vtid_ledger (vtid, status, service, environment, last_event_id, last_event_at,
+        description, task_family, task_type, assigned_to, tenant, metadata, fold_newest,
+        fold_founding, fold_owners, fold_base, fold_rules, created_at, updated_at)
+    SELECT s.vtid, s.status, s.service, s.environment, s.last_event_id, s.last_event_at,
+        s.description, s.task_family, s.task_type, s.assigned_to, s.tenant, s.metadata,
+        s.fold_newest, s.fold_founding, s.fold_owners, s.fold_base, s.fold_rules, now(), now()
+    FROM pg_temp.ledger_rebuild_rows AS s
+    WHERE NOT EXISTS (SELECT 1 FROM vtid_ledger AS m WHERE m.vtid = s.vtid)
+    ORDER BY s.vtid COLLATE "C";
+    GET DIAGNOSTICS n_inserted = ROW_COUNT;
+
+    DELETE FROM vtid_ledger AS m
+    WHERE m.fold_founding IS NOT NULL AND (only_vtid IS NULL OR m.vtid = only_vtid)
+      AND NOT EXISTS (SELECT 1 FROM pg_temp.ledger_rebuild_rows AS s WHERE s.vtid = m.vtid);
+    GET DIAGNOSTICS n_deleted = ROW_COUNT;
+
+    DROP TABLE pg_temp.ledger_rebuild_rows;
+    RETURN QUERY SELECT n_inserted, n_updated, n_deleted;
+END
+$$;
