@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ledger.config import ConfigError, Settings
@@ -17,7 +18,8 @@ Keeps vtid_ledger in sync with the OASIS event log (oasis_events).
 
 The database: DATABASE_URL (postgresql://user:pass@host:port/db, or ?host=/socket/dir); else
 INSTANCE_CONNECTION_NAME, DB_NAME and DB_USER (Cloud SQL through the connector, IAM auth unless
-DB_PASS is set); else an embedded Postgres kept in LEDGER_DATA_DIR (default .ledger-data).
+DB_PASS is set); else an embedded Postgres kept in LEDGER_DATA_DIR (default: .ledger-data in
+the checkout, whatever the working directory).
 LEDGER_DB_SCHEMA picks a schema. Exit status: 0 done, 1 the command found a problem (drift,
 refused events, a sweep already running), 2 bad usage or configuration, 3 database unavailable.
 """
@@ -215,6 +217,12 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from ledger import ingest
 
     db = Database(settings)
+    path = Path(args.event)
+    if args.event != "-" and not args.event.lstrip().startswith(("{", "[")):
+        if not path.is_file():
+            raise UsageError(f"{args.event!r} is neither a file nor a JSON object")
+        with path.open("rb") as lines:
+            return _ingest_lines(db, ingest.ingest_lines(db, lines, settings.topic_path))
     if args.event != "-":
         raw = args.event.encode("utf-8", "surrogateescape")
         done = ingest.ingest_one(db, raw, settings.topic_path)
@@ -223,8 +231,12 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         _print(done.as_dict())
         return 0
+    return _ingest_lines(db, ingest.ingest_lines(db, sys.stdin.buffer, settings.topic_path))
+
+
+def _ingest_lines(db: Database, results: Iterable[Any]) -> int:
     refused = 0
-    for done in ingest.ingest_lines(db, sys.stdin.buffer, settings.topic_path):
+    for done in results:
         print(json.dumps(done.as_dict()), flush=True)
         refused += done.refused
     return 1 if refused else 0

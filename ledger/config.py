@@ -54,6 +54,11 @@ def _opt(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / ".ledger-data"
+"""The embedded Postgres's data: the checkout's own, whatever the working directory (a CLI run
+elsewhere used to make a new, empty cluster there)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str | None = None
@@ -65,7 +70,7 @@ class Settings:
     db_private_ip: bool = False
     db_schema: str | None = None
     db_pool_size: int = 4
-    data_dir: Path = Path(".ledger-data")
+    data_dir: Path = DEFAULT_DATA_DIR
     pubsub_topic: str | None = None
     google_cloud_project: str | None = None
     api_token: str | None = None
@@ -97,7 +102,7 @@ class Settings:
             db_private_ip=_bool(env, "DB_PRIVATE_IP", False),
             db_schema=_opt(env, "LEDGER_DB_SCHEMA"),
             db_pool_size=_int(env, "DB_POOL_SIZE", 4, 1, 100),
-            data_dir=Path(_opt(env, "LEDGER_DATA_DIR") or ".ledger-data"),
+            data_dir=Path(_opt(env, "LEDGER_DATA_DIR") or DEFAULT_DATA_DIR).resolve(),
             pubsub_topic=_opt(env, "PUBSUB_TOPIC"),
             google_cloud_project=_opt(env, "GOOGLE_CLOUD_PROJECT"),
             api_token=_opt(env, "LEDGER_API_TOKEN"),

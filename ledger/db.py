@@ -255,9 +255,51 @@ def connect(settings: Settings) -> CoreConnection:
     except Exception as exc:
         if isinstance(exc, ConfigError):
             raise
-        raise Transient(f"cannot connect to the database: {exc}") from exc
+        raise _refused_connection(exc, url, settings) from exc
     _bound_reads(conn, settings)
     return conn
+
+
+# The server answered, and said no: the configuration is wrong, retrying cannot help.
+_CONFIG_CODES = {
+    "3D000": "there is no database {database} on {where}: create it, or fix DATABASE_URL",
+    "28P01": "password authentication failed for user {user} on {where}: fix DATABASE_URL "
+    "(or DB_PASS)",
+    "28000": "{where} refused user {user} (no such role, or pg_hba.conf): fix DATABASE_URL",
+    "42501": "user {user} may not connect to {database} on {where}: grant it CONNECT",
+}
+
+
+def _refused_connection(exc: Exception, url: str | None, settings: Settings) -> Exception:
+    """One line that says what is wrong and what to do, not the driver's insides: a ConfigError
+    (exit 2) when the server refused the configuration, else Transient (exit 3)."""
+    if url is None:
+        where, user, database = (
+            f"Cloud SQL instance {settings.instance_connection_name}",
+            settings.db_user or "?",
+            settings.db_name or "?",
+        )
+    else:
+        p = parse_url(url)
+        where = f"the socket {p.unix_sock}" if p.unix_sock else f"{p.host}:{p.port}"
+        user, database = p.user, p.database
+    code = sqlstate(exc)
+    if code in _CONFIG_CODES:
+        return ConfigError(_CONFIG_CODES[code].format(where=where, user=user, database=database))
+    if code:
+        return Transient(f"{where} refused the connection: {describe(exc)}")
+    cause = exc.__cause__ or exc.__context__
+    reason = (
+        cause.strerror or type(cause).__name__
+        if isinstance(cause, OSError) and cause.strerror
+        else "no answer in time"
+        if isinstance(cause, TimeoutError)
+        else str(exc).split(" (")[0]
+    )
+    return Transient(
+        f"cannot reach the database at {where} ({reason}): is Postgres running there? "
+        "(DATABASE_URL; unset it to use the embedded one)"
+    )
 
 
 class Session:

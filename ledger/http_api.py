@@ -250,6 +250,12 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/ready": {"GET": ready},
     "/openapi.json": {"GET": openapi},
 }
+# Query parameters each route takes; any other is a 400 (`/status?limit=-5` was a 200).
+QUERY_PARAMETERS: dict[str, set[str]] = {
+    "/internal/oasis/ledger/verify": {"vtid"},
+    "/internal/oasis/ledger/rebuild": {"vtid"},
+}
+OWN_QUERY_PARSING = frozenset({"/api/v1/tasks"})  # it names the bad parameter itself
 VTID_PREFIX = "/api/v1/vtid/"
 EXPLAIN_SUFFIX = "/explain"
 OPEN_PATHS = frozenset({"/alive"})
@@ -277,6 +283,9 @@ def _route(db: Database, request: flask.Request) -> Response:
     methods = ROUTES.get(path)
     if methods is None:
         return _error(404, f"no route {request.path}")
+    unknown = sorted(set(request.args) - QUERY_PARAMETERS.get(path, set()))
+    if unknown and path not in OWN_QUERY_PARSING:
+        return _error(400, f"unknown query parameter(s): {', '.join(unknown)}")
     # HEAD is GET without the body (the server leaves it out): uptime probes use it.
     handler = methods.get("GET" if request.method == "HEAD" else request.method)
     if handler is None:

@@ -35,6 +35,8 @@ class Ingested:
     wire: str | None = None
     """The stored event's canonical JSON text: what is published, byte for byte."""
     event_type: str | None = None
+    line: int | None = None
+    """The line of the input it came from (NDJSON), named in a refusal's answer."""
 
     @property
     def refused(self) -> bool:
@@ -47,7 +49,9 @@ class Ingested:
 
     def as_dict(self) -> dict[str, Any]:
         if self.refused:
-            refused = {"ok": False, "error": self.reason, "event_id": self.event_id}
+            refused: dict[str, Any] = {"ok": False, "error": self.reason, "event_id": self.event_id}
+            if self.line is not None:
+                refused["line"] = self.line
             return {**refused, "conflict": True} if self.outcome == "conflict" else refused
         body: dict[str, Any] = {"ok": True, "event_id": self.event_id}
         if self.outcome == "duplicate":
@@ -196,6 +200,7 @@ def ingest_lines(
     tally: Counter[str] = Counter()
     reasons: list[str] = []
     count = 0
+    line_of: dict[int, int] = {}
 
     def flush() -> Iterator[Ingested]:
         if refused:
@@ -207,16 +212,17 @@ def ingest_lines(
             stored = _store_chunk(db, [payload for _, payload in pending], received_at)
             results.update(zip((n for n, _ in pending), stored, strict=True))
             pending.clear()
-        ordered = [results.pop(n) for n in sorted(results)]
+        ordered = [replace(results.pop(n), line=line_of.pop(n)) for n in sorted(results)]
         for done in _publish_all(topic_path, ordered):
             tally[done.outcome] += 1
             if done.refused and len(reasons) < 3:
                 reasons.append(done.reason or "")
             yield done
 
-    for raw in lines:
+    for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
+        line_of[count] = number
         line = raw.rstrip(b"\r\n")
         try:
             pending.append((count, edge_text(line)))

@@ -364,3 +364,73 @@ def test_verify_reports_every_event_it_cannot_read_and_goes_on(
         f"edge-{n}" for n, (_, within) in enumerate(EDGE_CASES.values()) if not within
     }
     assert "event(s) in the log cannot be read" in verified.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "says"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/no_such_database", 2, "there is no database"),
+        ("postgresql://no_such_user@127.0.0.1:5432/test", 2, "refused user no_such_user"),
+        ("postgresql://postgres@127.0.0.1:1/test", 3, "cannot reach the database at 127.0.0.1:1"),
+    ],
+)
+def test_connection_errors_say_what_is_wrong_in_one_line(
+    settings: Settings, url: str, code: int, says: str
+) -> None:
+    """Not pg8000's raw dict, nor its `(timeout is 10.0 and source_address is None)`."""
+    from tests.conftest import LOCAL_URL, _reachable
+
+    if code == 2 and not _reachable(LOCAL_URL):
+        pytest.skip("needs the server at 127.0.0.1:5432")
+    done = run_cli(settings, "status", DATABASE_URL=url)
+    assert done.returncode == code, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert says in line and "{" not in line and "source_address" not in line
+
+
+def test_the_embedded_database_belongs_to_the_checkout_whatever_the_directory(
+    tmp_path: Path,
+) -> None:
+    from ledger.config import Settings as S
+
+    env = {"PATH": "/usr/bin:/bin"}
+    found = subprocess.run(
+        [sys.executable, "-c", "from ledger.config import Settings; "
+         "print(Settings.from_env({}).data_dir)"],
+        cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    assert Path(found.stdout.strip()) == ROOT / ".ledger-data" == S.from_env({}).data_dir
+
+
+def test_ingest_reads_a_file_and_names_the_lines_it_refuses(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    """`ingest FILE` stored the file's *name* as a rejected event."""
+    events = tmp_path / "events.ndjson"
+    good = json.dumps({**SMOKE_EVENT, "id": "f1"})
+    events.write_text(f"{good}\n\nnot json\n{json.dumps({**SMOKE_EVENT, 'id': 'f2'})}\n")
+    done = run_cli(settings, "ingest", str(events))
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 1
+    assert [a["ok"] for a in answers] == [True, False, True]
+    assert answers[1]["line"] == 3
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events")) == 2
+    missing = run_cli(settings, "ingest", str(tmp_path / "nope.ndjson"))
+    assert missing.returncode == 2 and "neither a file nor a JSON object" in missing.stderr
+
+
+def test_serve_restarts_on_the_port_it_just_left(tmp_path: Path) -> None:
+    """A TIME-WAIT entry from the last run is no conflict (the check binds as the servers do)."""
+    from ledger.local.serve import port_in_use
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end waits in TIME-WAIT
+        client.close()
+    assert not port_in_use(port)

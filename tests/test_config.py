@@ -8,7 +8,8 @@ from ledger.config import ConfigError, Settings
 def test_defaults() -> None:
     s = Settings.from_env({})
     assert (s.database_url, s.sweep_time_budget_s, s.sweep_batch_size) == (None, 50.0, 50_000)
-    assert s.data_dir == Path(".ledger-data") and s.db_iam_auth is True
+    checkout = Path(__file__).resolve().parent.parent
+    assert s.data_dir == checkout / ".ledger-data" and s.db_iam_auth is True
 
 
 def test_every_wait_is_bounded_by_default() -> None:

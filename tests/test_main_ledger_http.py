@@ -658,3 +658,18 @@ def test_lag_counts_from_when_an_event_was_stored_not_from_its_time(
     call(http_function, "POST", "/internal/oasis/ledger/sync")
     status = call(http_function, "GET", "/internal/oasis/ledger/status").json()["status"]
     assert (status["backlog"], status["lag_seconds"]) == (0, 0)
+
+
+def test_routes_refuse_query_parameters_they_do_not_take(http_function: FunctionServer) -> None:
+    for path in ("/internal/oasis/ledger/status?limit=-5", "/metrics?x=1", "/alive?y"):
+        refused = call(http_function, "GET", path)
+        assert refused.status_code == 400 and "unknown query parameter" in refused.json()["error"]
+
+
+def test_a_refused_ingest_without_an_id_answers_no_made_up_id(
+    http_function: FunctionServer,
+) -> None:
+    refused = ingest(http_function, {})
+    assert refused.status_code == 400 and refused.json()["event_id"] is None
+    named = ingest(http_function, {"id": "mine"})
+    assert named.status_code == 400 and named.json()["event_id"] == "mine"
