@@ -82,6 +82,16 @@ resource "google_monitoring_alert_policy" "push_backlog" {
   depends_on            = [google_project_service.apis]
 }
 
+# A log-based metric can be named by an alert policy only some minutes after it is created (the
+# API answers 404 "Cannot find metric(s)... could take up to 10 minutes"; the provider does not
+# retry that). Policies on log-based metrics wait this long after the metrics are (re)created.
+resource "time_sleep" "log_metrics_ready" {
+  create_duration = "600s"
+  triggers = {
+    sweep_lag = google_logging_metric.sweep_lag.id
+  }
+}
+
 resource "google_monitoring_alert_policy" "sweep" {
   project      = var.project_id
   display_name = "${var.name_prefix}: the catch-up sweep is behind or not running"
@@ -130,7 +140,7 @@ resource "google_monitoring_alert_policy" "sweep" {
   }
 
   notification_channels = var.notification_channels
-  depends_on            = [google_project_service.apis]
+  depends_on            = [google_project_service.apis, time_sleep.log_metrics_ready]
 }
 
 resource "google_monitoring_alert_policy" "function_errors" {

@@ -11,7 +11,10 @@ resource "google_sql_database_instance" "ledger" {
     availability_type           = var.database_availability_type
     deletion_protection_enabled = var.database_deletion_protection
     disk_autoresize             = true
-    user_labels                 = local.labels
+    disk_autoresize_limit       = var.database_disk_autoresize_limit_gb
+    # Only the Cloud SQL connectors (and the Auth Proxy) may connect, as DEPLOY.md says.
+    connector_enforcement = "REQUIRED"
+    user_labels           = local.labels
 
     backup_configuration {
       enabled                        = true

@@ -98,6 +98,12 @@ resource "google_cloud_run_v2_service_iam_member" "event_invoker" {
   name     = google_cloudfunctions2_function.event.name
   role     = "roles/run.invoker"
   member   = google_service_account.push.member
+
+  # A recreated function is a new Cloud Run service without this binding, while the state
+  # would still show it: bind again whenever the function is replaced.
+  lifecycle {
+    replace_triggered_by = [google_cloudfunctions2_function.event.id]
+  }
 }
 
 # Invoker on the HTTP function: the scheduler and the operators, nobody else.
@@ -107,6 +113,12 @@ resource "google_cloud_run_v2_service_iam_member" "http_invoker_scheduler" {
   name     = google_cloudfunctions2_function.http.name
   role     = "roles/run.invoker"
   member   = google_service_account.scheduler.member
+
+  # A recreated function is a new Cloud Run service without this binding, while the state
+  # would still show it: bind again whenever the function is replaced.
+  lifecycle {
+    replace_triggered_by = [google_cloudfunctions2_function.http.id]
+  }
 }
 
 resource "google_cloud_run_v2_service_iam_member" "http_invoker_operators" {
@@ -116,6 +128,12 @@ resource "google_cloud_run_v2_service_iam_member" "http_invoker_operators" {
   name     = google_cloudfunctions2_function.http.name
   role     = "roles/run.invoker"
   member   = each.value
+
+  # A recreated function is a new Cloud Run service without this binding, while the state
+  # would still show it: bind again whenever the function is replaced.
+  lifecycle {
+    replace_triggered_by = [google_cloudfunctions2_function.http.id]
+  }
 }
 
 # Pub/Sub's service agent mints the push OIDC tokens, and dead-letters: it must publish to the

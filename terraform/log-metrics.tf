@@ -91,9 +91,11 @@ resource "google_logging_metric" "ingest_requests" {
   project     = var.project_id
   name        = "${var.name_prefix}-ingest-requests"
   description = "Requests to POST /api/v1/events/ingest, by HTTP status."
-  filter      = "${local.http_logs} AND jsonPayload.httpRequest.requestUrl =~ \"^/api/v1/events/ingest\""
+  # The access line's httpRequest is moved by Cloud Run's logging agent into the LogEntry's own
+  # httpRequest field: it is not in jsonPayload.
+  filter = "${local.http_logs} AND httpRequest.requestUrl =~ \"^/api/v1/events/ingest\""
   label_extractors = {
-    status = "EXTRACT(jsonPayload.httpRequest.status)"
+    status = "EXTRACT(httpRequest.status)"
   }
   metric_descriptor {
     metric_kind = "DELTA"

@@ -35,3 +35,19 @@ output "source_object" {
   description = "The source archive deployed, named by the hash of its content."
   value       = google_storage_bucket_object.source.name
 }
+
+output "database_name" {
+  description = "The database the functions use (DB_NAME; DEPLOY.md reads it from here)."
+  value       = google_sql_database.ledger.name
+}
+
+output "service_accounts" {
+  description = "Each account's email: the functions', the push identity's, the scheduler's and the builder's."
+  value = {
+    event_function = google_service_account.event_function.email
+    http_function  = google_service_account.http_function.email
+    push           = google_service_account.push.email
+    scheduler      = google_service_account.scheduler.email
+    builder        = google_service_account.builder.email
+  }
+}

@@ -278,6 +278,16 @@ variable "database_reserved_connections" {
   default     = 20
 }
 
+variable "database_disk_autoresize_limit_gb" {
+  description = "The most the instance's disk may grow to by itself, in GB (0: no limit). A bound keeps a runaway log from growing the bill without a word."
+  type        = number
+  default     = 100
+  validation {
+    condition     = var.database_disk_autoresize_limit_gb >= 0
+    error_message = "database_disk_autoresize_limit_gb must be 0 (no limit) or more."
+  }
+}
+
 variable "database_name" {
   description = "Database holding oasis_events, vtid_ledger and the writer's tables."
   type        = string

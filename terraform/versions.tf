@@ -1,14 +1,15 @@
 terraform {
   required_version = ">= 1.5.0, < 2.0.0"
   required_providers {
+    # 6.17.0: the first to take durations in days (older_than = "30d", build.tf).
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.0.0, < 8.0.0"
+      version = ">= 6.17.0, < 8.0.0"
     }
     # Only for google_project_service_identity (the Pub/Sub service agent), beta-only.
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = ">= 6.0.0, < 8.0.0"
+      version = ">= 6.17.0, < 8.0.0"
     }
     archive = {
       source  = "hashicorp/archive"

@@ -520,7 +520,8 @@ LOGGED = {  # log-based metric => what the code logs, which a change there must 
     "sweep_backlog": ('"sweep finished"', "jsonPayload.backlog"),
     "events_applied": ('"event applied"', "jsonPayload.outcome"),
     "events_rejected": ('"event rejected"', "jsonPayload.source"),
-    "ingest_requests": ("/api/v1/events/ingest", "jsonPayload.httpRequest.status"),
+    # Cloud Run's agent moves a line's httpRequest into the LogEntry's own field.
+    "ingest_requests": ("/api/v1/events/ingest", "EXTRACT(httpRequest.status)"),
 }
 
 
@@ -626,3 +627,41 @@ def test_the_build_installs_the_pinned_lock_which_the_tests_ran() -> None:
         assert version(wanted.name) == locked[name], (name, "run ./dev test after re-locking")
     build = (MODULE / "build.tf").read_text()
     assert '"requirements.txt" = "requirements.lock"' in build
+
+
+def test_the_first_apply_waits_for_log_based_metrics_before_alerting_on_them(
+    module: Module,
+) -> None:
+    """An alert policy created moments after its log-based metric gets a 404 (the metric takes
+    up to 10 minutes to appear), and the provider does not retry that."""
+    wait = one(module, "time_sleep", "log_metrics_ready")
+    assert wait["create_duration"] == "600s"
+    text = (ROOT / "terraform" / "alerts.tf").read_text()
+    for policy in re.findall(r'resource "google_monitoring_alert_policy" "(\w+)" \{', text):
+        body = text.split(f'"google_monitoring_alert_policy" "{policy}"', 1)[1].split(
+            "\nresource "
+        )[0]
+        if "logging.googleapis.com/user/" in body:
+            assert "time_sleep.log_metrics_ready" in body, policy
+    metric = one(module, "google_logging_metric", "ingest_requests")
+    assert metric["filter"].count("httpRequest.requestUrl") == 1
+    assert "jsonPayload.httpRequest" not in metric["filter"]
+
+
+def test_provider_bound_bindings_and_cloud_sql_settings(module: Module) -> None:
+    versions = (ROOT / "terraform" / "versions.tf").read_text()
+    assert versions.count('">= 6.17.0, < 8.0.0"') == 2  # older_than = "30d" needs 6.17.0
+    iam = (ROOT / "terraform" / "iam.tf").read_text()
+    for binding, function in [
+        ("event_invoker", "event"),
+        ("http_invoker_scheduler", "http"),
+        ("http_invoker_operators", "http"),
+    ]:
+        body = iam.split(f'"google_cloud_run_v2_service_iam_member" "{binding}"', 1)[1]
+        body = body.split("\nresource ")[0]
+        assert f"replace_triggered_by = [google_cloudfunctions2_function.{function}.id]" in body
+    settings = one(module, "google_sql_database_instance", "ledger")["settings"]
+    assert settings["connector_enforcement"] == "REQUIRED"
+    assert settings["disk_autoresize_limit"] == 100
+    outputs = (ROOT / "terraform" / "outputs.tf").read_text()
+    assert 'output "database_name"' in outputs and 'output "service_accounts"' in outputs
