@@ -91,6 +91,16 @@ resource "google_pubsub_topic_iam_member" "http_publishes" {
   member  = google_service_account.http_function.member
 }
 
+# The topic is a write path into the ledger: whoever may publish to it writes rows, with none
+# of ingest's field checks. Producers are granted here, by name, and by nobody else.
+resource "google_pubsub_topic_iam_member" "producers_publish" {
+  for_each = toset(var.producers)
+  project  = var.project_id
+  topic    = google_pubsub_topic.events.name
+  role     = "roles/pubsub.publisher"
+  member   = each.value
+}
+
 # Invoker on the event function: only the push identity.
 resource "google_cloud_run_v2_service_iam_member" "event_invoker" {
   project  = var.project_id

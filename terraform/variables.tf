@@ -316,6 +316,16 @@ variable "operators" {
   }
 }
 
+variable "producers" {
+  description = "Principals that publish OASIS events straight to the topic (for example serviceAccount:ci@p.iam.gserviceaccount.com). Publishing writes ledger rows: grant it like write access to the ledger."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.producers : !contains(["allUsers", "allAuthenticatedUsers"], p)])
+    error_message = "producers cannot be allUsers or allAuthenticatedUsers: the topic writes the ledger."
+  }
+}
+
 variable "labels" {
   description = "Labels for every resource that takes them."
   type        = map(string)

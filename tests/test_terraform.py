@@ -665,3 +665,19 @@ def test_provider_bound_bindings_and_cloud_sql_settings(module: Module) -> None:
     assert settings["disk_autoresize_limit"] == 100
     outputs = (ROOT / "terraform" / "outputs.tf").read_text()
     assert 'output "database_name"' in outputs and 'output "service_accounts"' in outputs
+
+
+def test_producers_are_granted_publishing_by_name_and_never_everyone(
+    load: Callable[..., Module], tmp_path: Path
+) -> None:
+    granted = load(producers=["serviceAccount:ci@p.iam.gserviceaccount.com"])
+    members = [
+        r["member"]
+        for r in granted["google_pubsub_topic_iam_member"]
+        if r["role"] == "roles/pubsub.publisher"
+    ]
+    assert "serviceAccount:ci@p.iam.gserviceaccount.com" in members
+    if shutil.which("terraform") is None:
+        pytest.skip("no terraform binary to run the variables' validations")
+    refused = plan_variables(tmp_path, producers=["allUsers"])
+    assert refused.returncode != 0 and "producers cannot be allUsers" in refused.stderr
