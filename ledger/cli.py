@@ -50,7 +50,15 @@ def _print(body: Any) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from ledger.migrate import migrate
+    from ledger.migrate import migrate, migration_status
+
+    if args.status or args.dry_run:
+        listed = Database(settings).run(migration_status)
+        if args.dry_run:
+            _print({"ok": True, "would_apply": [m["name"] for m in listed if not m["applied"]]})
+        else:
+            _print({"ok": True, "migrations": listed})
+        return 0
 
     db = Database(settings)
     applied = db.run(migrate)
@@ -68,7 +76,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.local.serve import serve
 
-    return serve(settings, args.port, args.pubsub)
+    return serve(settings, args.port, args.pubsub, sweep_every=args.sweep_every)
 
 
 def _sweep(db: Database, label: str, progress: bool | None) -> int:
@@ -123,18 +131,23 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     vtid = _vtid_arg(args.vtid) if args.vtid else None
 
-    def work(session: Any) -> tuple[int, int]:
-        drifted = unreadable = 0
+    def work(session: Any) -> tuple[int, int, int]:
+        drifted = unreadable = unswept = 0
         for finding in verify(session, vtid):
             print(json.dumps(plain(asdict(finding)), default=str), flush=True)
             if finding.kind == "unreadable":
                 unreadable += 1
+            elif finding.kind == "unswept":
+                unswept += 1
             else:
                 drifted += 1
-        return drifted, unreadable
+        return drifted, unreadable, unswept
 
-    drifted, unreadable = Database(settings).run(work)
+    drifted, unreadable, unswept = Database(settings).run(work)
     print(f"{drifted} row(s) drifted from the log", file=sys.stderr)
+    if unswept:
+        print(f"{unswept} row(s) wait for the sweep (python -m ledger sync, then verify)",
+              file=sys.stderr)  # fmt: skip
     if unreadable:
         print(
             f"{unreadable} event(s) in the log cannot be read; the sweep recorded them "
@@ -290,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from ledger import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
@@ -297,7 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    command("migrate", cmd_migrate, "apply pending migrations/*.sql, each once, in name order")
+    migrating = command(
+        "migrate", cmd_migrate, "apply pending migrations/*.sql, each once, in name order"
+    )
+    shown = migrating.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--status", action="store_true", help="list applied and pending migrations; apply none"
+    )
+    shown.add_argument("--dry-run", action="store_true", help="list what would run; apply none")
     granting = command(
         "grant",
         cmd_grant,
@@ -327,6 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
         "embedded Postgres unless DATABASE_URL is set",
     )
     serve.add_argument("--port", type=_port, default=8080, help="HTTP function port (default 8080)")
+    serve.add_argument(
+        "--sweep-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="call the sweep this often, as Cloud Scheduler does in production (default 5; 0: "
+        "never)",
+    )
     serve.add_argument(
         "--pubsub",
         action="store_true",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ledger.db import Session
 
@@ -41,6 +42,28 @@ class Migration:
 
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [Migration(p.name, p.read_text()) for p in sorted(directory.glob("*.sql"))]
+
+
+def migration_status(session: Session, directory: Path = MIGRATIONS_DIR) -> list[dict[str, Any]]:
+    """Every migration file: applied (when, and whether the file still matches) or pending."""
+    session.script(_CREATE_TABLE)
+    applied = {
+        r["name"]: r
+        for r in session.rows("SELECT name, checksum, applied_at FROM schema_migrations")
+    }
+    listed: list[dict[str, Any]] = []
+    for migration in discover(directory):
+        known = applied.get(migration.name)
+        listed.append(
+            {
+                "name": migration.name,
+                "checksum": migration.checksum[:16],
+                "applied": known is not None,
+                "applied_at": None if known is None else known["applied_at"].isoformat(),
+                "changed_since": known is not None and known["checksum"] != migration.checksum,
+            }
+        )
+    return listed
 
 
 def migrate(session: Session, directory: Path = MIGRATIONS_DIR) -> list[str]:

@@ -66,7 +66,9 @@ SELECT d.task_vtid AS sql_vtid, d.reason AS sql_reason, o.id::text AS id,
     o.service::text AS service, o.source::text AS source, o.status::text AS status,
     o.message::text AS message, o.notes::text AS notes, o.metadata::text AS metadata,
     o.tenant::text AS tenant, o.layer::text AS layer, o.module::text AS module,
-    o.kind::text AS kind, o.title::text AS title, o.ref::text AS ref, o.stored_at
+    o.kind::text AS kind, o.title::text AS title, o.ref::text AS ref, o.stored_at,
+    (o.tx_id, o.seq) > (SELECT coalesce(p.position_tx_id, '0'::xid8), coalesce(p.position_seq, 0)
+        FROM projection_offsets AS p WHERE p.projector_name = 'vtid_ledger_writer') AS unswept
 FROM oasis_events AS o,
 LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
     o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,

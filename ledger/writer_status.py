@@ -154,7 +154,8 @@ def prometheus(report: dict[str, Any]) -> str:
         ("updated", "counter", "vtid_ledger_updated_total", "Events that changed a ledger row."),
         ("skipped", "counter", "vtid_ledger_skipped_total", "Events without a valid VTID."),
         ("errors", "counter", "vtid_ledger_errors_total",
-         "Events rejected as unreadable (recorded in ledger_rejections)."),
+         "Events this projector rejected as unreadable (each also recorded in "
+         "ledger_rejections, which holds ingest's refusals too)."),
         ("redelivered", "counter", "vtid_ledger_redelivered_total",
          "Messages delivered again after a failed or timed-out attempt (deliveryAttempt > 1); "
          "they precede dead letters."),

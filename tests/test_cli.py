@@ -1,6 +1,7 @@
 """`python -m ledger` as an operator runs it."""
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -264,14 +265,45 @@ def start_serve(settings: Settings, tmp_path: Path, *args: str, **env: str) -> I
 
 @pytest.fixture
 def served(settings: Settings, tmp_path: Path) -> Iterator[Served]:
-    yield from start_serve(settings, tmp_path)
+    # No automatic sweep: these tests count what each of their own sweeps does.
+    yield from start_serve(settings, tmp_path, "--sweep-every", "0")
 
 
 @pytest.fixture
 def served_with_pubsub(
     settings: Settings, tmp_path: Path, pubsub_emulator: str
 ) -> Iterator[Served]:
-    yield from start_serve(settings, tmp_path, "--pubsub", PUBSUB_EMULATOR_HOST=pubsub_emulator)
+    yield from start_serve(
+        settings, tmp_path, "--pubsub", "--sweep-every", "0", PUBSUB_EMULATOR_HOST=pubsub_emulator
+    )
+
+
+def test_serve_sweeps_on_its_own_as_the_scheduler_would(settings: Settings, tmp_path: Path) -> None:
+    """A newcomer without --pubsub sees an ingested event reach its task with no sync call."""
+    for served in start_serve(settings, tmp_path, "--sweep-every", "0.5"):
+        stored = requests.post(f"{served.url}/api/v1/events/ingest", json=SMOKE_EVENT, timeout=30)
+        assert stored.json()["ok"] is True
+        deadline = time.monotonic() + 30
+        tasks: dict[str, Any] = {"data": []}
+        while not tasks["data"] and time.monotonic() < deadline:
+            time.sleep(0.3)
+            tasks = requests.get(
+                f"{served.url}/api/v1/tasks?vtid=VTID-TEST-0521", timeout=30
+            ).json()
+        assert tasks["data"] and tasks["data"][0]["status"] == "pending"
+
+
+def test_migrate_shows_its_status_and_what_a_dry_run_would_apply(
+    settings: Settings, bare_db: Database
+) -> None:
+    pending = json.loads(run_cli(settings, "migrate", "--dry-run").stdout)["would_apply"]
+    assert pending and pending == sorted(pending)
+    assert bare_db.run(lambda s: s.scalar("SELECT to_regclass('vtid_ledger')")) is None
+    assert run_cli(settings, "migrate").returncode == 0
+    listed = json.loads(run_cli(settings, "migrate", "--status").stdout)["migrations"]
+    assert [m["name"] for m in listed] == pending and all(m["applied"] for m in listed)
+    assert json.loads(run_cli(settings, "migrate", "--dry-run").stdout)["would_apply"] == []
+    assert run_cli(settings, "--version").stdout.startswith("python -m ledger 20")
 
 
 def banner_commands(banner: str) -> list[str]:
@@ -434,3 +466,29 @@ def test_serve_restarts_on_the_port_it_just_left(tmp_path: Path) -> None:
         accepted.close()  # the server side closes first: its end waits in TIME-WAIT
         client.close()
     assert not port_in_use(port)
+
+
+def test_verify_tells_a_row_behind_the_sweep_from_a_row_that_drifted(
+    settings: Settings, db: Database
+) -> None:
+    """Right after an ingest, before any sweep, the row is missing: that is not drift."""
+    insert(db, event(id="a", vtid="VTID-0001"))
+    run_cli(settings, "sync", "--quiet")
+    insert(db, event(id="b", vtid="VTID-0002"))  # not swept yet
+    waiting = run_cli(settings, "verify")
+    assert waiting.returncode == 0, waiting.stdout
+    assert '"kind": "unswept"' in waiting.stdout and "wait for the sweep" in waiting.stderr
+
+
+def test_the_cli_runs_from_any_directory(tmp_path: Path) -> None:
+    """./dev puts the checkout on its virtualenv's path (a .pth file)."""
+    import sysconfig
+
+    if not (Path(sysconfig.get_paths()["purelib"]) / "vtid-ledger.pth").exists():
+        pytest.skip("this interpreter's environment was not made by ./dev")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger", "--version"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and "ledger" in done.stdout, done.stderr

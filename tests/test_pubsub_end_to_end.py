@@ -23,7 +23,9 @@ def served_with_pubsub(settings: Settings, db: Database, pubsub_emulator: str) -
     topic = f"projects/local/topics/oasis-{uuid.uuid4().hex[:8]}"
     env = env_for(settings, PUBSUB_EMULATOR_HOST=pubsub_emulator, PUBSUB_TOPIC=topic)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ledger", "serve", "--port", str(port)], env=env, cwd=ROOT
+        [sys.executable, "-m", "ledger", "serve", "--port", str(port), "--sweep-every", "0"],
+        env=env,
+        cwd=ROOT,
     )
     wait_for_port(port, proc, timeout=60)
     wait_for_port(port + 1, proc, timeout=60)

@@ -93,11 +93,11 @@ Ingest an event, sweep, and read the task:
 Deliver the same event as a Pub/Sub push would (a redelivery: it changes nothing):
   curl -s -X POST http://127.0.0.1:{event_port}/ -H 'content-type: application/json' -d '{push}'
 
-Check the ledger against the log:  .venv/bin/python -m ledger verify
+Check the ledger against the log (from any directory):  {sys.executable} -m ledger verify
 Press Ctrl-C to stop."""
 
 
-def serve(settings: Settings, port: int, pubsub: bool) -> int:
+def serve(settings: Settings, port: int, pubsub: bool, sweep_every: float = 5.0) -> int:
     from ledger.db import Database, database_url
     from ledger.migrate import migrate
 
@@ -143,7 +143,11 @@ def serve(settings: Settings, port: int, pubsub: bool) -> int:
             "DATABASE_URL" if settings.database_url else f"embedded Postgres in {settings.data_dir}"
         )
         print(banner(where, http_port, event_port, settings.api_token, topic), flush=True)
-        return _supervise(children)
+        if sweep_every > 0:
+            print(f"The sweep runs every {sweep_every:g} s, as Cloud Scheduler runs it "
+                  "(--sweep-every 0 turns that off).", flush=True)  # fmt: skip
+        sweeper = _Sweeper(f"http://127.0.0.1:{http_port}", settings.api_token, sweep_every)
+        return _supervise(children, sweeper)
     finally:
         if relay is not None:
             relay.stop()
@@ -155,7 +159,28 @@ def serve(settings: Settings, port: int, pubsub: bool) -> int:
             emulator.stop()
 
 
-def _supervise(children: list[subprocess.Popen[Any]]) -> int:
+class _Sweeper:
+    """Calls POST /internal/oasis/ledger/sync every `every` seconds, as the scheduler does."""
+
+    def __init__(self, base: str, token: str | None, every: float) -> None:
+        self.url, self.token, self.every = f"{base}/internal/oasis/ledger/sync", token, every
+        self.due = time.monotonic() + every
+
+    def tick(self) -> None:
+        if self.every <= 0 or time.monotonic() < self.due:
+            return
+        self.due = time.monotonic() + self.every
+        request = urllib.request.Request(self.url, method="POST")  # noqa: S310 - local URL
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=60):  # noqa: S310 - local URL
+                pass
+        except OSError:
+            pass  # the function logs why; the next tick tries again
+
+
+def _supervise(children: list[subprocess.Popen[Any]], sweeper: _Sweeper | None = None) -> int:
     stop = False
 
     def _stop(*_: Any) -> None:
@@ -165,6 +190,8 @@ def _supervise(children: list[subprocess.Popen[Any]]) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     while not stop and all(child.poll() is None for child in children):
+        if sweeper is not None:
+            sweeper.tick()
         time.sleep(0.2)
     if not stop:
         print("a function process exited; see its output above", file=sys.stderr)
