@@ -88,7 +88,8 @@ resource "google_monitoring_alert_policy" "push_backlog" {
 resource "time_sleep" "log_metrics_ready" {
   create_duration = "600s"
   triggers = {
-    sweep_lag = google_logging_metric.sweep_lag.id
+    sweep_lag      = google_logging_metric.sweep_lag.id
+    sweep_failures = google_logging_metric.sweep_failures.id
   }
 }
 
@@ -131,6 +132,21 @@ resource "google_monitoring_alert_policy" "sweep" {
     condition_absent {
       filter   = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.sweep_lag.name}\""
       duration = "${var.alerts.sweep_silence_seconds}s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "Sweeps fail"
+    condition_threshold {
+      filter          = "resource.type = \"cloud_run_revision\" AND metric.type = \"logging.googleapis.com/user/${google_logging_metric.sweep_failures.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "600s"
       aggregations {
         alignment_period     = "300s"
         per_series_aligner   = "ALIGN_DELTA"

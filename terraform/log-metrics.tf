@@ -108,3 +108,17 @@ resource "google_logging_metric" "ingest_requests" {
     }
   }
 }
+
+# A sweep that fails logs `sweep failed`: counted here, so that a sweep that has never once
+# succeeded (no `sweep finished` yet, which the absence condition needs to start from) alerts.
+resource "google_logging_metric" "sweep_failures" {
+  project     = var.project_id
+  name        = "${var.name_prefix}-sweep-failures"
+  description = "Sweeps that failed (the database unreachable, not migrated, a statement timed out)."
+  filter      = "${local.http_logs} AND jsonPayload.message = \"sweep failed\""
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+}

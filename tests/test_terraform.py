@@ -498,7 +498,8 @@ def test_alerts_watch_pushes_the_sweep_errors_and_the_database(
     assert (
         'subscription_id = "vtid-ledger-oasis-events-push"' in push["condition_threshold"]["filter"]
     )
-    lag, silence = conditions("sweep")
+    lag, silence, failing = conditions("sweep")
+    assert "user/vtid-ledger-sweep-failures" in failing["condition_threshold"]["filter"]
     assert "user/vtid-ledger-sweep-lag-seconds" in lag["condition_threshold"]["filter"]
     assert lag["condition_threshold"]["threshold_value"] == 900
     assert silence["condition_absent"]["duration"] == "900s"
@@ -522,6 +523,7 @@ LOGGED = {  # log-based metric => what the code logs, which a change there must 
     "events_rejected": ('"event rejected"', "jsonPayload.source"),
     # Cloud Run's agent moves a line's httpRequest into the LogEntry's own field.
     "ingest_requests": ("/api/v1/events/ingest", "EXTRACT(httpRequest.status)"),
+    "sweep_failures": ('"sweep failed"', ""),
 }
 
 
@@ -681,3 +683,14 @@ def test_producers_are_granted_publishing_by_name_and_never_everyone(
         pytest.skip("no terraform binary to run the variables' validations")
     refused = plan_variables(tmp_path, producers=["allUsers"])
     assert refused.returncode != 0 and "producers cannot be allUsers" in refused.stderr
+
+
+def test_a_sweep_that_never_succeeds_still_alerts(module: Module) -> None:
+    """The absence condition needs one `sweep finished` to start from; failures have their own
+    metric and condition."""
+    policy = one(module, "google_monitoring_alert_policy", "sweep")
+    names = [c["display_name"] for c in policy["conditions"]]
+    assert "Sweeps fail" in names
+    failing = next(c for c in policy["conditions"] if c["display_name"] == "Sweeps fail")
+    assert "sweep-failures" in failing["condition_threshold"]["filter"]
+    assert failing["condition_threshold"]["threshold_value"] == 0
