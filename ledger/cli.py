@@ -255,6 +255,17 @@ def _ingest_lines(db: Database, results: Iterable[Any]) -> int:
     return 1 if refused else 0
 
 
+def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.dead_letters import replay
+
+    topic = args.topic or settings.topic_path
+    if not topic:
+        raise UsageError("the topic to replay to: --topic, or PUBSUB_TOPIC")
+    done = replay(args.subscription, topic, args.limit)
+    _print({"ok": done.failed == 0, "result": done.as_dict()})
+    return 1 if done.failed else 0
+
+
 def cmd_rejections(settings: Settings, args: argparse.Namespace) -> int:
     from ledger import ledger_rejections
     from ledger.timefmt import plain
@@ -407,6 +418,27 @@ def build_parser() -> argparse.ArgumentParser:
         "store events (and publish them when PUBSUB_TOPIC is set); exit 1 if any is refused",
     )
     ingest.add_argument("event", help="one event as JSON, or - for JSON lines on stdin (one each)")
+    dead = sub.add_parser(
+        "dead-letters",
+        help="work with the dead-letter subscription",
+        description="work with the dead-letter subscription",
+    )
+    dead_sub = dead.add_subparsers(dest="action", required=True, metavar="ACTION")
+    replaying = dead_sub.add_parser(
+        "replay",
+        help="republish dead-lettered events to the topic, with their attributes; acknowledge "
+        "only what was republished",
+        description="republish dead-lettered events to the topic, with their attributes; "
+        "acknowledge only what was republished",
+    )
+    replaying.set_defaults(func=cmd_dead_letters)
+    replaying.add_argument(
+        "--subscription",
+        required=True,
+        help="the dead-letter subscription (terraform output dead_letter_subscription)",
+    )
+    replaying.add_argument("--topic", help="where to republish (default: PUBSUB_TOPIC)")
+    replaying.add_argument("--limit", type=_positive, help="at most this many (default: all)")
     rejected = command("rejections", cmd_rejections, "the newest rejected events, as JSON lines")
     rejected.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
     return parser

@@ -32,7 +32,9 @@ ORDER BY length(m.key), m.key COLLATE "C"
 
 EVENTS = """
 SELECT id::text AS id, created_at, coalesce(nullif(topic::text, ''), nullif(event::text, ''))
-    AS type
+    AS type,
+    ledger_meta_text(ledger_metadata_object(metadata), 'environment', 'env') IS NOT NULL
+        AS names_environment
 FROM oasis_events WHERE id::text = ANY(CAST(:ids AS text[]))"""
 
 NEWEST_COLUMNS = ("status", "service", "environment", "last_event_id", "last_event_at")
@@ -86,6 +88,9 @@ def explain(session: Session, vtid: str) -> dict[str, Any] | None:
     for name in NEWEST_COLUMNS:
         columns[name] = {"value": iso(row[name]) if name == "last_event_at" else row[name]}
         columns[name].update(by_newest())
+    newest_logged = logged.get(newest["id"]) if newest else None
+    if newest_logged is not None and not newest_logged["names_environment"]:
+        columns["environment"]["set_by"] = "default: the newest event names no environment"
     source: dict[str, Any]
     for name in (*FOUNDING_COLUMNS, "assigned_to", "tenant"):
         if name in owners:

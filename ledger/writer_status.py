@@ -122,7 +122,30 @@ def metrics(session: Session) -> dict[str, Any]:
                 "outdated_rows": _rules(session)["outdated_rows"],
             },
         },
+        "ledger": _ledger(session),
         "timestamp": now(),
+    }
+
+
+LEDGER = """
+SELECT (SELECT count(*) FROM vtid_ledger) AS rows,
+    (SELECT coalesce(jsonb_object_agg(source, n), '{}') FROM (
+        SELECT source, count(*) AS n FROM ledger_rejections GROUP BY source) AS r) AS rejections,
+    ledger_rules_version() AS rules_version"""
+
+
+def _ledger(session: Session) -> dict[str, Any]:
+    """The ledger's size, the rejections kept (by source: pubsub, ingest, sweep; ingest's
+    refusals are counted here, not by either projector), and what is running."""
+    from ledger import __version__
+
+    row = session.one(LEDGER)
+    assert row is not None
+    return {
+        "rows": int(row["rows"]),
+        "rejections_kept": {k: int(v) for k, v in row["rejections"].items()},
+        "version": __version__,
+        "rules_version": row["rules_version"],
     }
 
 
@@ -175,4 +198,20 @@ def prometheus(report: dict[str, Any]) -> str:
          "created_at of the newest event the projector processed, Unix time."),
     ):  # fmt: skip
         lines += _samples(report, spec)
+    ledger = report.get("ledger")
+    if ledger is not None:
+        lines += [
+            "# HELP vtid_ledger_rows Rows in vtid_ledger.",
+            "# TYPE vtid_ledger_rows gauge",
+            f"vtid_ledger_rows {ledger['rows']}",
+            "# HELP vtid_ledger_rejections_kept Rejected events kept in ledger_rejections "
+            "(pruned after the retention), by the path that refused them.",
+            "# TYPE vtid_ledger_rejections_kept gauge",
+            *(f'vtid_ledger_rejections_kept{{source="{source}"}} {n}'
+              for source, n in sorted(ledger["rejections_kept"].items())),
+            "# HELP vtid_ledger_build_info The writer's version and its fold's rules version.",
+            "# TYPE vtid_ledger_build_info gauge",
+            f'vtid_ledger_build_info{{version="{ledger["version"]}",'
+            f'rules_version="{ledger["rules_version"]}"}} 1',
+        ]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -154,3 +154,17 @@ def test_explain_route_answers_why_a_task_is_blocked(
 def test_explain_route_edges(http_function: FunctionServer, path: str) -> None:
     response = requests.get(http_function.url(path), timeout=30)
     assert response.status_code in (400, 404) and response.json()["ok"] is False
+
+
+def test_an_environment_no_event_names_is_explained_as_the_default(db: Database) -> None:
+    from tests.conftest import event, store
+
+    store(db, event(id="a", vtid="VTID-0001"))
+    store(db, event(id="b", vtid="VTID-0002", metadata={"environment": "prod"}))
+    sweep(db)
+    plain = db.run(lambda s: explain(s, "VTID-0001"))
+    named = db.run(lambda s: explain(s, "VTID-0002"))
+    assert plain is not None and named is not None
+    assert plain["columns"]["environment"]["value"] == "dev"
+    assert plain["columns"]["environment"]["set_by"].startswith("default")
+    assert named["columns"]["environment"]["set_by"] == "newest event"

@@ -311,6 +311,8 @@ def test_metrics_answer_prometheus_in_its_text_format_and_json_clients_in_json(
     if text:
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         assert "# TYPE vtid_ledger_events_processed_total counter" in response.text
+        assert "vtid_ledger_rows 0" in response.text
+        assert 'vtid_ledger_build_info{version="' in response.text
     else:
         assert response.headers["Content-Type"].startswith("application/json")
         assert set(response.json()["projectors"]) == {"vtid_ledger_sync", "vtid_ledger_writer"}

@@ -1,5 +1,6 @@
 """ingest → publish (real google-cloud-pubsub client) → emulator → relay → oasis_event → row."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -116,3 +117,44 @@ def test_the_published_copy_of_an_ingested_event_is_the_stored_event(
     assert db.run(lambda s: s.scalar("SELECT metadata::text FROM vtid_ledger")) == pushed
     verified = run_cli(settings, "verify")
     assert verified.returncode == 0, verified.stdout
+
+
+def test_dead_letters_are_replayed_with_their_attributes_and_acknowledged(
+    settings: Settings, pubsub_emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One `gcloud pubsub topics publish` per message outlasted the acknowledgement deadline
+    and dropped the attributes: the command republishes in small batches, then acknowledges."""
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator)
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+
+    name = uuid.uuid4().hex[:8]
+    topic, dead = f"projects/local/topics/t-{name}", f"projects/local/topics/d-{name}"
+    watched, dead_sub = (
+        f"projects/local/subscriptions/t-{name}",
+        f"projects/local/subscriptions/d-{name}",
+    )
+    publisher = PublisherClient()
+    with SubscriberClient() as subscriber:
+        for t, s in ((topic, watched), (dead, dead_sub)):
+            publisher.create_topic(name=t)
+            subscriber.create_subscription(
+                request={"name": s, "topic": t, "ack_deadline_seconds": 60}
+            )
+        for i in range(45):
+            publisher.publish(dead, f'{{"n": {i}}}'.encode(), type="task_started", n=str(i))
+        publisher.publish(dead, b"last", type="x").result(timeout=30)
+        done = run_cli(
+            settings, "dead-letters", "replay", "--subscription", dead_sub, "--topic", topic,
+            PUBSUB_EMULATOR_HOST=pubsub_emulator,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["result"] == {"republished": 46, "failed": 0}
+        seen: dict[bytes, dict[str, str]] = {}
+        deadline = time.monotonic() + 30
+        while len(seen) < 46 and time.monotonic() < deadline:
+            pulled = subscriber.pull(request={"subscription": watched, "max_messages": 50})
+            for m in pulled.received_messages:
+                seen[m.message.data] = dict(m.message.attributes)
+        assert seen[b'{"n": 7}'] == {"type": "task_started", "n": "7"} and len(seen) == 46
+        left = subscriber.pull(request={"subscription": dead_sub, "max_messages": 10}, timeout=5)
+        assert not left.received_messages  # acknowledged: the alert clears
