@@ -446,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func is not cmd_serve:  # serve's functions log for their own terminal lines
+        from ledger import logs
+
+        logs.for_a_person()
     try:
         settings = Settings.from_env()
         return int(args.func(settings, args))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import warnings
 from datetime import UTC, datetime
@@ -44,16 +45,43 @@ def _bounded(value: Any) -> Any:
     return value
 
 
+class TerminalFormatter(logging.Formatter):
+    """A person at a terminal: the level and the message, then the fields, on one short line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {
+            k: _bounded(v)
+            for k, v in record.__dict__.items()
+            if k not in _RESERVED and not k.startswith("_")
+        }
+        tail = " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in fields.items())
+        return f"{record.levelname.lower()}: {record.getMessage()}" + (f"  {tail}" if tail else "")
+
+
 def configure() -> None:
     """Route the `ledger` loggers to stderr as JSON lines, once."""
     root = logging.getLogger("ledger")
-    if any(isinstance(h.formatter, CloudLoggingFormatter) for h in root.handlers):
+    if any(getattr(h, "ledger_handler", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(CloudLoggingFormatter())
+    handler.ledger_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     root.propagate = False
+
+
+def for_a_person() -> None:
+    """The CLI on a terminal: warnings and errors only, as plain lines (what went well is on
+    stdout already). JSON lines stay when stderr is not a terminal, or LEDGER_LOG_FORMAT=json."""
+    if not sys.stderr.isatty() or os.environ.get("LEDGER_LOG_FORMAT", "").lower() == "json":
+        return
+    configure()
+    root = logging.getLogger("ledger")
+    for handler in root.handlers:
+        if getattr(handler, "ledger_handler", False):
+            handler.setFormatter(TerminalFormatter())
+    root.setLevel(logging.WARNING)
 
 
 def get(name: str) -> logging.Logger:

@@ -492,3 +492,35 @@ def test_the_cli_runs_from_any_directory(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0 and "ledger" in done.stdout, done.stderr
+
+
+def on_a_terminal(settings: Settings, *args: str, **env: str) -> str:
+    """The CLI with a pseudo-terminal as stdin, stdout and stderr; all it wrote."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "ledger", *args],  # noqa: S606
+                  env_for(settings, **env))  # fmt: skip
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.waitpid(pid, 0)
+    return seen.decode(errors="replace")
+
+
+def test_on_a_terminal_the_cli_does_not_repeat_itself_in_json_logs(
+    settings: Settings, db: Database
+) -> None:
+    insert(db, event(id="t1"))
+    shown = on_a_terminal(settings, "sync")
+    assert '"ok": true' in shown and '"severity"' not in shown  # no JSON echo of the result
+    insert(db, event(id="t2"))
+    asked = on_a_terminal(settings, "sync", LEDGER_LOG_FORMAT="json")
+    assert '"severity": "INFO"' in asked and '"sweep finished"' in asked
