@@ -131,9 +131,11 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     vtid = _vtid_arg(args.vtid) if args.vtid else None
 
+    checked: dict[str, int] = {}
+
     def work(session: Any) -> tuple[int, int, int]:
         drifted = unreadable = unswept = 0
-        for finding in verify(session, vtid):
+        for finding in verify(session, vtid, checked):
             print(json.dumps(plain(asdict(finding)), default=str), flush=True)
             if finding.kind == "unreadable":
                 unreadable += 1
@@ -144,7 +146,11 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
         return drifted, unreadable, unswept
 
     drifted, unreadable, unswept = Database(settings).run(work)
-    print(f"{drifted} row(s) drifted from the log", file=sys.stderr)
+    print(
+        f"checked {checked.get('events', 0)} event(s) against {checked.get('rows', 0)} row(s): "
+        f"{drifted} row(s) drifted from the log",
+        file=sys.stderr,
+    )
     if unswept:
         print(f"{unswept} row(s) wait for the sweep (python -m ledger sync, then verify)",
               file=sys.stderr)  # fmt: skip

@@ -53,7 +53,8 @@ class Rebuilt:
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "events": self.events,
+            # Every row of the log read, the writer's own ledger_sync events included.
+            "events_read": self.events,
             "rows": {"inserted": self.inserted, "updated": self.updated, "deleted": self.deleted},
         }
         if self.vtids:

@@ -118,12 +118,21 @@ def _compare(vtid: str, row: dict[str, Any] | None, events: list[Event]) -> Drif
     return Drift(vtid, "row differs from the fold of its events", differs) if differs else None
 
 
+def _counted(
+    items: Iterator[dict[str, Any]], tally: dict[str, int], name: str
+) -> Iterator[dict[str, Any]]:
+    for item in items:
+        tally[name] += 1
+        yield item
+
+
 def _groups(
-    session: Session, max_future: timedelta
+    session: Session, max_future: timedelta, tally: dict[str, int]
 ) -> Iterator[tuple[str, list[Event], list[Drift], bool]]:
     """The log grouped by VTID: each group's events as the reference decodes them, and any
     event on which the reference and Postgres's rules disagree."""
-    for sql_vtid, raws in groupby(_cursor(session, "ledger_events"), lambda r: r["sql_vtid"]):
+    stream = _counted(_cursor(session, "ledger_events"), tally, "events")
+    for sql_vtid, raws in groupby(stream, lambda r: r["sql_vtid"]):
         events: list[Event] = []
         disagree: list[Drift] = []
         unswept = False
@@ -154,10 +163,15 @@ def _groups(
             yield "", [], disagree, False
 
 
-def verify(session: Session, vtid: str | None = None) -> Iterator[Drift]:
+def verify(
+    session: Session, vtid: str | None = None, checked: dict[str, int] | None = None
+) -> Iterator[Drift]:
     """Every row that differs from the fold of its events, every event read differently, and
     every event that cannot be read; of one task only when `vtid` is given (its events found
-    through the log's index: milliseconds on any log)."""
+    through the log's index: milliseconds on any log). `checked` counts the events read and the
+    rows compared."""
+    tally = checked if checked is not None else {}
+    tally.update(events=0, rows=0)
     session.script("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
         tolerance = max_future(session)
@@ -168,9 +182,9 @@ def verify(session: Session, vtid: str | None = None) -> Iterator[Drift]:
             stream, folded = oasis_events.STREAM_FOR_VTID, vtid_ledger.FOLDED_ONE
             session.run(f"DECLARE ledger_events NO SCROLL CURSOR FOR {stream}", vtid=vtid)
             session.run(f"DECLARE ledger_rows NO SCROLL CURSOR FOR {folded}", vtid=vtid)
-        rows = _cursor(session, "ledger_rows")
+        rows = _counted(_cursor(session, "ledger_rows"), tally, "rows")
         row = next(rows, None)
-        for task, events, disagree, unswept in _groups(session, tolerance):
+        for task, events, disagree, unswept in _groups(session, tolerance, tally):
             yield from disagree
             if not task:
                 continue

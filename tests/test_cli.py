@@ -217,7 +217,7 @@ def test_rebuild_on_a_terminal_asks_first(settings: Settings, logged: Database) 
     assert logged.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 40
     code, shown = answer_rebuild(settings, "yes")
     assert code == 0, shown
-    assert '"events": 351' in shown  # 350 and the sync event the sweep wrote
+    assert '"events_read": 351' in shown  # 350 and the sync event the sweep wrote
 
 
 @dataclass

@@ -158,7 +158,7 @@ def test_one_task_through_the_cli(db: Database, settings: Settings) -> None:
     assert run_cli(settings, "verify", "--vtid", "VTID-0001").returncode == 0
     nothing = run_cli(settings, "rebuild", "--vtid", "VTID-4242")  # no events, no row
     assert json.loads(nothing.stdout)["result"] == {
-        "events": 0,
+        "events_read": 0,
         "rows": {"inserted": 0, "updated": 0, "deleted": 0},
         "vtids": ["VTID-4242"],
     }

@@ -65,10 +65,22 @@ def _listens(port: int) -> bool:
 
 
 def banner(
-    where: str, http_port: int, event_port: int, token: str | None, topic: str | None
+    where: str,
+    http_port: int,
+    event_port: int,
+    token: str | None,
+    topic: str | None,
+    *,
+    sweep_every: float = 0.0,
 ) -> str:
     """What to try first. Every example stores what it shows, so verify stays clean."""
     base = f"http://127.0.0.1:{http_port}"
+    sweeping = (
+        f"The sweep runs every {sweep_every:g} s, as Cloud Scheduler runs it in production "
+        "(--sweep-every 0 turns that off).\n"
+        if sweep_every > 0
+        else ""
+    )
     auth = ' -H "Authorization: Bearer $LEDGER_API_TOKEN"' if token else ""
     event = {"id": "evt-local-1", "created_at": "2025-11-29T10:00:00Z", **SMOKE_EVENT}
     data = base64.b64encode(json.dumps(event).encode()).decode()
@@ -94,7 +106,7 @@ Deliver the same event as a Pub/Sub push would (a redelivery: it changes nothing
   curl -s -X POST http://127.0.0.1:{event_port}/ -H 'content-type: application/json' -d '{push}'
 
 Check the ledger against the log (from any directory):  {sys.executable} -m ledger verify
-Press Ctrl-C to stop."""
+{sweeping}Press Ctrl-C to stop."""
 
 
 def serve(settings: Settings, port: int, pubsub: bool, sweep_every: float = 5.0) -> int:
@@ -142,10 +154,10 @@ def serve(settings: Settings, port: int, pubsub: bool, sweep_every: float = 5.0)
         where = (
             "DATABASE_URL" if settings.database_url else f"embedded Postgres in {settings.data_dir}"
         )
-        print(banner(where, http_port, event_port, settings.api_token, topic), flush=True)
-        if sweep_every > 0:
-            print(f"The sweep runs every {sweep_every:g} s, as Cloud Scheduler runs it "
-                  "(--sweep-every 0 turns that off).", flush=True)  # fmt: skip
+        shown = banner(
+            where, http_port, event_port, settings.api_token, topic, sweep_every=sweep_every
+        )
+        print(shown, flush=True)
         sweeper = _Sweeper(f"http://127.0.0.1:{http_port}", settings.api_token, sweep_every)
         return _supervise(children, sweeper)
     finally:
