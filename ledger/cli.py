@@ -172,6 +172,24 @@ def _vtid_arg(raw: str) -> str:
         raise UsageError(str(exc)) from None
 
 
+def _subcommand(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser | None:
+    """The parser of the command given (and of its action, for `dead-letters replay`)."""
+    found: argparse.ArgumentParser | None = None
+    current = parser
+    for attribute in ("command", "action"):
+        choices = next(
+            (a.choices for a in current._actions if isinstance(a, argparse._SubParsersAction)),
+            None,
+        )
+        name = getattr(args, attribute, None)
+        if not choices or name not in choices:
+            break
+        found = current = choices[name]
+    return found
+
+
 class UsageError(ValueError):
     """Bad usage found after parsing (exit 2)."""
 
@@ -451,7 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the command's own usage, not the top level's (`sync --bogus`)
+        command = _subcommand(parser, args)
+        (command or parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.func is not cmd_serve:  # serve's functions log for their own terminal lines
         from ledger import logs
 

@@ -152,6 +152,8 @@ def test_a_bad_option_is_one_line_and_exit_2(
     done = run_cli(settings, *args)
     assert done.returncode == 2 and error in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+    if args[:1] == ["sync"]:  # the command's usage, not the top level's
+        assert done.stderr.startswith("usage: python -m ledger sync")
 
 
 def test_help_says_what_each_command_does_and_which_settings_pick_the_database(
