@@ -292,11 +292,44 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_rejections(settings: Settings, args: argparse.Namespace) -> int:
     from ledger import ledger_rejections
+    from ledger.events import parse_time
     from ledger.timefmt import plain
 
-    for row in Database(settings).run(lambda s: ledger_rejections.recent(s, args.limit)):
+    db = Database(settings)
+    if args.replay:
+        return _replay(db, settings, args.replay)
+    try:
+        since = parse_time(args.since, "--since") if args.since else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    rows = db.run(
+        lambda s: ledger_rejections.recent(
+            s, args.limit, source=args.source, since=since, reason=args.reason
+        )
+    )
+    for row in rows:
         print(json.dumps(plain(row)))
     return 0
+
+
+def _replay(db: Database, settings: Settings, ids: list[int]) -> int:
+    """Ingest rejected events again, once their producer is fixed: each answer says what became
+    of it (stored, duplicate, refused again); a payload kept only in part cannot be."""
+    from ledger import ingest, ledger_rejections
+
+    found = {r["id"]: r for r in db.run(lambda s: ledger_rejections.to_replay(s, ids))}
+    failed = 0
+    for rejection_id in ids:
+        row = found.get(rejection_id)
+        if row is None or not row["whole"]:
+            why = "no such rejection" if row is None else "only a prefix of it was kept"
+            print(json.dumps({"rejection": rejection_id, "ok": False, "error": why}))
+            failed += 1
+            continue
+        done = ingest.ingest_one(db, bytes(row["raw"]), settings.topic_path)
+        print(json.dumps({"rejection": rejection_id, **done.as_dict()}))
+        failed += done.refused
+    return 1 if failed else 0
 
 
 def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
@@ -465,6 +498,17 @@ def build_parser() -> argparse.ArgumentParser:
     replaying.add_argument("--limit", type=_positive, help="at most this many (default: all)")
     rejected = command("rejections", cmd_rejections, "the newest rejected events, as JSON lines")
     rejected.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
+    rejected.add_argument("--source", choices=("pubsub", "ingest", "sweep"), help="one path's")
+    rejected.add_argument("--since", metavar="TIME", help="received at or after this time")
+    rejected.add_argument("--reason", metavar="TEXT", help="whose reason contains this text")
+    rejected.add_argument(
+        "--replay",
+        type=_positive,
+        nargs="+",
+        metavar="ID",
+        help="ingest these rejected events again (their producer fixed, or the rules changed); "
+        "prints what became of each",
+    )
     return parser
 
 

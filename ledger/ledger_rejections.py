@@ -30,7 +30,16 @@ RECENT = """
 SELECT id, received_at, source, reason, event_id, message_id,
        coalesce(raw_size, octet_length(raw)) AS size, raw_sha256,
        convert_from(substring(raw FROM 1 FOR 200), 'SQL_ASCII') AS raw_start
-FROM ledger_rejections ORDER BY id DESC LIMIT :limit"""
+FROM ledger_rejections
+WHERE (CAST(:source AS text) IS NULL OR source = :source)
+  AND (CAST(:since AS timestamptz) IS NULL OR received_at >= :since)
+  AND (CAST(:reason AS text) IS NULL OR strpos(reason, :reason) > 0)
+ORDER BY id DESC LIMIT :limit"""
+
+# The payloads to ingest again, whole only (a cut prefix is not the event).
+TO_REPLAY = """
+SELECT id, raw, coalesce(raw_size, octet_length(raw)) = octet_length(raw) AS whole
+FROM ledger_rejections WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id"""
 
 
 def _storable(text: str | None) -> str | None:
@@ -103,6 +112,18 @@ def prune(session: Session) -> int:
     return int(session.scalar(PRUNE))
 
 
-def recent(session: Session, limit: int) -> list[dict[str, Any]]:
-    """The newest rejections, with the start of each raw payload."""
-    return session.rows(RECENT, limit=limit)
+def recent(
+    session: Session,
+    limit: int,
+    *,
+    source: str | None = None,
+    since: Any = None,
+    reason: str | None = None,
+) -> list[dict[str, Any]]:
+    """The newest rejections, with the start of each raw payload; filtered by source, by when
+    they were received, by a part of their reason."""
+    return session.rows(RECENT, limit=limit, source=source, since=since, reason=reason)
+
+
+def to_replay(session: Session, ids: list[int]) -> list[dict[str, Any]]:
+    return session.rows(TO_REPLAY, ids=text_array([str(i) for i in ids]))

@@ -526,3 +526,28 @@ def test_on_a_terminal_the_cli_does_not_repeat_itself_in_json_logs(
     insert(db, event(id="t2"))
     asked = on_a_terminal(settings, "sync", LEDGER_LOG_FORMAT="json")
     assert '"severity": "INFO"' in asked and '"sweep finished"' in asked
+
+
+def test_rejections_filter_and_replay_once_the_cause_is_fixed(
+    settings: Settings, db: Database
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    ahead = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    early = {**SMOKE_EVENT, "id": "early", "created_at": ahead}
+    assert run_cli(settings, "ingest", json.dumps(early)).returncode == 1  # 30 min ahead
+    assert run_cli(settings, "ingest", json.dumps({**SMOKE_EVENT, "message": ""})).returncode == 1
+    listed = run_cli(settings, "rejections", "--source", "ingest", "--reason", "future")
+    [line] = listed.stdout.splitlines()
+    rejection = json.loads(line)
+    assert rejection["event_id"] == "early"
+    assert run_cli(settings, "rejections", "--since", "2999-01-01").stdout == ""
+    assert run_cli(settings, "rejections", "--since", "yesterday").returncode == 2
+    # The clock of that producer was right after all: the tolerance goes up, and it is replayed.
+    assert run_cli(settings, "migrate", LEDGER_MAX_FUTURE_S="3600").returncode == 0
+    replayed = run_cli(settings, "rejections", "--replay", str(rejection["id"]), "999999")
+    answers = [json.loads(x) for x in replayed.stdout.splitlines()]
+    assert answers[0]["ok"] is True and answers[0]["event_id"] == "early"
+    assert answers[1] == {"rejection": 999999, "ok": False, "error": "no such rejection"}
+    assert replayed.returncode == 1
+    assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events WHERE id = 'early'")) == 1
