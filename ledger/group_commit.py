@@ -51,8 +51,7 @@ class GroupCommit:
         self._db = db
         self._lock = threading.Lock()
         self._queue: deque[Delivery] = deque()
-        self._in_flight = 0
-        self._limit = 1  # statements in flight; see the module's docstring
+        self._busy = False  # a statement is in flight (one at a time: see the docstring)
         self.batches = 0
         """Statements applied so far (tests and benchmarks read it)."""
 
@@ -62,9 +61,8 @@ class GroupCommit:
         mine = Delivery(message, payload)
         with self._lock:
             self._queue.append(mine)
-            batch = self._take() if self._in_flight < self._limit else None
-            if batch is not None:
-                self._in_flight += 1
+            batch = None if self._busy else self._take()
+            self._busy = True
         if batch is None:
             mine.ready.wait()
             batch = mine.lead
@@ -100,7 +98,7 @@ class GroupCommit:
                 self.batches += 1
                 following = self._take() if self._queue else None
                 if following is None:
-                    self._in_flight -= 1
+                    self._busy = False
             if following is not None:
                 # The first waiting delivery leads the next batch: this thread answers now.
                 following[0].lead = following

@@ -32,17 +32,4 @@ SELECT vtid, status, service, environment, last_event_id, last_event_at, descrip
 FROM vtid_ledger ORDER BY vtid COLLATE "C"
 """
 
-# rebuild: a row another system made goes back to what it was; rows the writer made go.
-RESTORE_BASES = """
-UPDATE vtid_ledger SET
-    status = fold_base ->> 'status', service = fold_base ->> 'service',
-    environment = fold_base ->> 'environment', last_event_id = fold_base ->> 'last_event_id',
-    last_event_at = CAST(fold_base ->> 'last_event_at' AS timestamptz),
-    description = fold_base ->> 'description', task_family = fold_base ->> 'task_family',
-    task_type = fold_base ->> 'task_type', assigned_to = fold_base ->> 'assigned_to',
-    tenant = fold_base ->> 'tenant',
-    metadata = CASE WHEN jsonb_typeof(fold_base -> 'metadata') = 'null' THEN NULL
-        ELSE fold_base -> 'metadata' END,
-    fold_newest = NULL, fold_owners = NULL, fold_base = NULL, updated_at = now()
-WHERE fold_base IS NOT NULL"""
 FOLDED_ONE = FOLDED.replace('ORDER BY vtid COLLATE "C"', "WHERE vtid = :vtid")
