@@ -1,4 +1,4 @@
-"""The `vtid_ledger` table: task reads, the rows verify compares, and rebuild's reset. Writes
+"""The `vtid_ledger` table: task reads, and the rows verify compares (all or one). Writes
 go through the fold's SQL functions (ledger_apply_events in migrations/)."""
 
 from __future__ import annotations
