@@ -55,7 +55,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     if args.status or args.dry_run:
         listed = Database(settings).run(migration_status)
         if args.dry_run:
-            _print({"ok": True, "would_apply": [m["name"] for m in listed if not m["applied"]]})
+            _print({"ok": True, "would_apply": [m["name"] for m in listed if m["pending"]]})
         else:
             _print({"ok": True, "migrations": listed})
         return 0

@@ -1,5 +1,5 @@
-# What the build needs and makes: the functions' source (main.py, ledger/, migrations/ and the
-# pinned requirements), zipped into an object named by the hash of its content, so any change
+# What the build needs and makes: the functions' source (main.py, ledger/, migrations/, sql/ and
+# the pinned requirements), zipped into an object named by the hash of its content, so any change
 # deploys a new revision; and the repository the built images go to.
 locals {
   source_root = "${path.module}/.."
@@ -9,6 +9,7 @@ locals {
     { "main.py" = "main.py", "requirements.txt" = "requirements.lock" },
     { for f in fileset(local.source_root, "ledger/**") : f => f if !strcontains(f, "__pycache__") },
     { for f in fileset(local.source_root, "migrations/*.sql") : f => f },
+    { for f in fileset(local.source_root, "sql/*.sql") : f => f },
   )
   source_hash = sha256(join("", [
     for name in sort(keys(local.source_files)) :

@@ -1,16 +1,31 @@
-"""Migrations: fresh, repeated, concurrent, and on top of the platform's existing tables."""
+"""Migrations: fresh, repeated, concurrent, on top of the platform's existing tables, and from
+a database that the eighteen migrations before the baseline made (their files as of commit
+7873c84, in tests/data)."""
 
 import json
+import tarfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ledger.config import Settings
 from ledger.counters import Outcome
 from ledger.db import Database, Session
-from ledger.migrate import MigrationError, discover, migrate
+from ledger.migrate import (
+    BASELINE,
+    BASELINE_REPLACES,
+    MigrationError,
+    discover,
+    discover_functions,
+    migrate,
+    migration_status,
+)
+from ledger.sweep import sweep_until_caught_up
 from ledger.verify import verify
-from tests.conftest import event, ledger_row, push, store
+from tests.conftest import _schema_settings, event, ledger_row, ledger_rows, push, store
 
 PLATFORM_SCHEMA = """
 CREATE TABLE oasis_events (
@@ -52,8 +67,8 @@ def tables(session: Session) -> set[str]:
 
 def test_fresh_apply_then_reapply(bare_db: Database) -> None:
     applied = bare_db.run(migrate)
-    assert applied == [m.name for m in discover()]
-    assert "20251129_vtid_ledger_event_tracking.sql" in applied
+    assert applied == [m.name for m in discover() + discover_functions()]
+    assert BASELINE in applied
     assert bare_db.run(migrate) == []
     with bare_db.session() as s:
         assert set(TABLES) <= tables(s)
@@ -64,7 +79,7 @@ def test_fresh_apply_then_reapply(bare_db: Database) -> None:
 def test_every_file_is_idempotent_on_its_own(bare_db: Database) -> None:
     bare_db.run(migrate)
     with bare_db.session() as s:
-        for migration in discover():
+        for migration in discover() + discover_functions():
             s.script(migration.sql)  # running any file again changes nothing and fails nothing
 
 
@@ -77,7 +92,7 @@ def test_concurrent_runners_apply_each_file_once(bare_db: Database) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(len(r) for r in results) == [0, 0, len(discover())]
+    assert sorted(len(r) for r in results) == [0, 0, len(discover() + discover_functions())]
 
 
 def test_on_top_of_the_platform_schema(bare_db: Database) -> None:
@@ -102,10 +117,50 @@ def test_on_top_of_the_platform_schema(bare_db: Database) -> None:
 
 def test_a_changed_migration_is_refused(bare_db: Database, tmp_path: Path) -> None:
     (tmp_path / "001_a.sql").write_text("CREATE TABLE a (x int);")
-    bare_db.run(lambda s: migrate(s, tmp_path))
+    bare_db.run(lambda s: migrate(s, tmp_path, NO_FUNCTIONS))
     (tmp_path / "001_a.sql").write_text("CREATE TABLE a (x bigint);")
     with pytest.raises(MigrationError, match="changed"):
-        bare_db.run(lambda s: migrate(s, tmp_path))
+        bare_db.run(lambda s: migrate(s, tmp_path, NO_FUNCTIONS))
+
+
+def test_a_changed_function_file_is_applied_again_and_nothing_else(
+    bare_db: Database, tmp_path: Path
+) -> None:
+    schema, functions = tmp_path / "schema", tmp_path / "functions"
+    schema.mkdir(), functions.mkdir()
+    (schema / "001_a.sql").write_text("CREATE TABLE a (x int);")
+    (functions / "10_f.sql").write_text(
+        "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';"
+    )
+    (functions / "20_g.sql").write_text(
+        "CREATE OR REPLACE FUNCTION g() RETURNS int LANGUAGE sql AS 'SELECT f() + 1';"
+    )
+    assert bare_db.run(lambda s: migrate(s, schema, functions)) == [
+        "001_a.sql",
+        "sql/10_f.sql",
+        "sql/20_g.sql",
+    ]
+    (functions / "10_f.sql").write_text(
+        "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 41';"
+    )
+    listed = bare_db.run(lambda s: migration_status(s, schema, functions))
+    assert [m["name"] for m in listed if m["pending"]] == ["sql/10_f.sql"]
+    assert bare_db.run(lambda s: migrate(s, schema, functions)) == ["sql/10_f.sql"]
+    assert bare_db.run(lambda s: s.scalar("SELECT g()")) == 42
+    assert bare_db.run(lambda s: migrate(s, schema, functions)) == []
+
+
+def test_a_function_file_that_fails_leaves_the_schema_as_it_was(
+    bare_db: Database, tmp_path: Path
+) -> None:
+    """One run is one transaction: new schema and new functions land together or not at all."""
+    schema, functions = tmp_path / "schema", tmp_path / "functions"
+    schema.mkdir(), functions.mkdir()
+    (schema / "001_a.sql").write_text("CREATE TABLE a (x int);")
+    (functions / "10_f.sql").write_text("CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'nope';")
+    with pytest.raises(Exception, match="syntax"):
+        bare_db.run(lambda s: migrate(s, schema, functions))
+    assert bare_db.run(lambda s: s.scalar("SELECT to_regclass('a') IS NULL")) is True
 
 
 def test_cli_migrate(bare_db: Database, settings: object) -> None:
@@ -133,10 +188,13 @@ V1 = json.loads((Path(__file__).parent / "data" / "v1_fold_state.json").read_tex
 def test_v1_fold_states_are_converted(bare_db: Database, tmp_path: Path) -> None:
     """Rows folded by the first release (fold_state documents) carry on under the SQL fold:
     verify is clean, and a redelivered event changes nothing."""
-    for migration in discover():
+    old = old_migrations(tmp_path)
+    first = tmp_path / "first"
+    first.mkdir()
+    for migration in discover(old):
         if migration.name <= "20251201":
-            (tmp_path / migration.name).write_text(migration.sql)
-    bare_db.run(lambda s: migrate(s, tmp_path))
+            (first / migration.name).write_text(migration.sql)
+    bare_db.run(lambda s: migrate(s, first, NO_FUNCTIONS))
     store(bare_db, *V1["events"])
     for row in V1["rows"]:
         bare_db.run(
@@ -154,6 +212,11 @@ def test_v1_fold_states_are_converted(bare_db: Database, tmp_path: Path) -> None
                 },
             )
         )
+    with pytest.raises(
+        MigrationError, match=r"stopped before 20251201_rejections_and_progress\.sql.*7873c84"
+    ):
+        bare_db.run(migrate)
+    bare_db.run(lambda s: migrate(s, old, NO_FUNCTIONS))  # what that commit's checkout does
     bare_db.run(migrate)
     assert bare_db.run(lambda s: [f for f in verify(s) if f.kind == "drift"]) == []
     base_row = bare_db.run(lambda s: ledger_row(s, "VTID-0702"))
@@ -162,3 +225,82 @@ def test_v1_fold_states_are_converted(bare_db: Database, tmp_path: Path) -> None
     assert "lastEventType" not in base_row["metadata"]  # the rules for such rows now
     for raw in V1["events"]:
         assert push(bare_db, raw) is Outcome.STALE
+
+
+NO_FUNCTIONS = Path("/nonexistent")
+OLD_MIGRATIONS = Path(__file__).parent / "data" / "migrations-2025-12-15.tar.gz"
+
+
+def old_migrations(into: Path) -> Path:
+    """migrations/ as it was before the baseline (commit 7873c84): eighteen files."""
+    with tarfile.open(OLD_MIGRATIONS) as archive:
+        archive.extractall(into, filter="data")
+    return into / "migrations"
+
+
+@pytest.fixture
+def second_db(server_url: str) -> Iterator[Database]:
+    for settings in _schema_settings(server_url):
+        database = Database(settings)
+        yield database
+        database.close()
+
+
+CATALOG = {
+    "columns": """
+        SELECT c.relname AS owner, a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+            a.attnotnull AS not_null, pg_get_expr(d.adbin, d.adrelid) AS default_value,
+            a.attidentity AS identity, co.collname AS collation
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 100
+        WHERE c.relnamespace = current_schema()::regnamespace AND a.attnum > 0
+          AND NOT a.attisdropped AND c.relkind IN ('r', 'c')
+        ORDER BY c.relname, a.attnum""",
+    "indexes": """
+        SELECT indexname AS name, replace(indexdef, current_schema() || '.', '') AS definition
+        FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname""",
+    "constraints": """
+        SELECT conrelid::regclass::text AS owner, contype AS kind,
+            pg_get_constraintdef(oid) AS definition
+        FROM pg_constraint WHERE connamespace = current_schema()::regnamespace
+        ORDER BY 1, 2, 3""",
+    "functions": """
+        SELECT p.proname AS name, pg_get_function_identity_arguments(p.oid) AS arguments,
+            replace(pg_get_functiondef(p.oid), current_schema() || '.', '') AS definition
+        FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace ORDER BY 1, 2""",
+    "settings": "SELECT name, value FROM ledger_settings ORDER BY name",
+}
+
+
+def catalog(db: Database) -> dict[str, list[dict[str, Any]]]:
+    return {part: db.run(lambda s, q=query: s.rows(q)) for part, query in CATALOG.items()}
+
+
+def test_a_database_of_the_eighteen_migrations_upgrades_to_what_a_fresh_one_is(
+    bare_db: Database, second_db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A schema at the state of commit 7873c84 (its eighteen migrations applied, events swept
+    by its own functions), migrated by this checkout: the baseline is adopted, not run; every
+    column, index, constraint, function and setting equals a fresh database's, and no function
+    of the old layout is left behind; verify stays clean and the writer carries on."""
+    bare_db.run(lambda s: migrate(s, old_migrations(tmp_path), NO_FUNCTIONS))
+    before = [event(vtid=f"VTID-{n % 7:04d}", topic="task_started") for n in range(40)]
+    store(bare_db, *before)
+    bare_db.run(lambda s: s.rows("SELECT * FROM ledger_sweep_batch(100)"))
+
+    applied = bare_db.run(migrate)
+    assert applied == [BASELINE] + [m.name for m in discover_functions()]
+    recorded = bare_db.run(lambda s: s.rows("SELECT name FROM schema_migrations"))
+    assert set(BASELINE_REPLACES) <= {r["name"] for r in recorded}
+
+    second_db.run(migrate)
+    assert catalog(bare_db) == catalog(second_db)
+
+    assert bare_db.run(lambda s: [f for f in verify(s) if f.kind != "unswept"]) == []
+    store(bare_db, *(event(vtid="VTID-0001", topic="task_completed") for _ in range(3)))
+    sweep_until_caught_up(bare_db)
+    assert bare_db.run(lambda s: list(verify(s))) == []
+    assert ledger_rows(bare_db)["VTID-0001"]["status"] == "complete"
+    assert push(bare_db, event(vtid="VTID-0008", topic="task_created")) is Outcome.CREATED
+    assert bare_db.run(migrate) == []

@@ -367,7 +367,7 @@ def test_maintenance_window_is_set(load: Callable[..., Module]) -> None:
 
 def test_source_archive_is_named_by_content(tmp_path: Path) -> None:
     copy = tmp_path / "repo"
-    for part in ("terraform", "ledger", "migrations"):
+    for part in ("terraform", "ledger", "migrations", "sql"):
         shutil.copytree(
             ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__", ".build")
         )
@@ -384,6 +384,14 @@ def test_source_archive_is_named_by_content(tmp_path: Path) -> None:
         evaluate(copy / "terraform", tmp_path, EXAMPLE), "google_storage_bucket_object", "source"
     )
     assert after["name"] != before["name"]
+    (copy / "sql" / "50_fold.sql").write_text(
+        (copy / "sql" / "50_fold.sql").read_text() + "\n-- changed\n"
+    )
+    functions_changed = one(
+        evaluate(copy / "terraform", tmp_path, EXAMPLE), "google_storage_bucket_object", "source"
+    )
+    assert functions_changed["name"] != after["name"]
+    after = functions_changed
     fn = one(
         evaluate(copy / "terraform", tmp_path, EXAMPLE), "google_cloudfunctions2_function", "event"
     )

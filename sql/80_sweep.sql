@@ -1,13 +1,6 @@
--- The catch-up sweep's batch (docs/behaviour.md §6) as one statement: read the next events in commit order
--- below the snapshot horizon, decode them, record rejections, fold them into the ledger,
--- count each event's outcome and advance the offset, all in the caller's one transaction.
---
--- Outcomes are per event, as if each VTID's events in the batch were applied one at a time in
--- the fold's own order (oldest key first), which for events that arrive in order is commit
--- order too: created (the first event of a VTID without a row); updated (newer than the row,
--- the batch's oldest event when older than the founding event of a row the writer made, or an
--- older event setting a register with a newer event than the row's); else stale. A VTID whose
--- row the batch did not change has only stale events. No window over the batch is needed.
+-- [from 20251209_hardening.sql]
+-- The sweep's batch (see 20251208_one_edge.sql), deciding future times by when each event was
+-- stored.
 CREATE OR REPLACE FUNCTION ledger_sweep_batch(batch_size integer)
 RETURNS TABLE (read_count bigint, processed bigint, created bigint, updated bigint,
     stale bigint, skipped bigint, errors bigint, last_event_id text,
@@ -24,7 +17,7 @@ decoded AS MATERIALIZED (
         d.reason IS NULL AND d.service = 'oasis-projector'
             AND d.type IS NOT DISTINCT FROM 'ledger_sync' AS own,
         CASE WHEN d.reason IS NOT NULL THEN jsonb_build_object('id', o.id,
-            'created_at', o.created_at, 'vtid', o.vtid, 'topic', o.topic, 'event', o.event,
+            'created_at', ledger_time_text(o.created_at), 'vtid', o.vtid, 'topic', o.topic, 'event', o.event,
             'service', o.service, 'source', o.source, 'status', o.status, 'message', o.message,
             'notes', o.notes, 'metadata', o.metadata, 'tenant', o.tenant, 'layer', o.layer,
             'module', o.module, 'kind', o.kind, 'title', o.title, 'ref', o.ref) END AS raw
@@ -38,7 +31,7 @@ decoded AS MATERIALIZED (
     LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
         o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
         o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text,
-        o.kind::text, o.title::text, o.ref::text) AS d
+        o.kind::text, o.title::text, o.ref::text, o.stored_at) AS d
 ),
 rejected AS (
     SELECT ledger_reject('sweep', d.reason, convert_to(d.raw::text, 'UTF8'), d.id)
@@ -70,8 +63,8 @@ outcomes AS (
         SELECT CASE
             WHEN w.vtid IS NULL THEN 'stale'  -- the batch did not change this row
             WHEN c.vtid IS NULL THEN CASE WHEN g.key = o.key THEN 'created' ELSE 'updated' END
-            WHEN g.key > coalesce(c.newest COLLATE "C", '') THEN 'updated'
-            WHEN c.founding IS NOT NULL AND g.key = o.key AND g.key < c.founding THEN 'updated'
+            WHEN k.key > coalesce(c.newest COLLATE "C", '') THEN 'updated'
+            WHEN c.founding IS NOT NULL AND g.key = o.key AND k.key < c.founding THEN 'updated'
             -- older than its row (rare): does it set a register with a newer event?
             WHEN EXISTS (
                 SELECT 1 FROM (
@@ -88,7 +81,9 @@ outcomes AS (
                             'assignee') IS NOT NULL THEN 'assigned_to' END]) AS n
                 ) AS r(name)
                 WHERE r.name IS NOT NULL
-                  AND g.key > coalesce((c.owners ->> r.name) COLLATE "C", ''))
+                  AND g.key || ledger_digest(g.type, g.service, g.status, g.vtid, g.message,
+                      g.title, g.ref, g.layer, g.module, g.kind, g.tenant, g.notes, g.metadata)
+                      > coalesce((c.owners ->> r.name) COLLATE "C", ''))
                 THEN 'updated'
             ELSE 'stale'
         END AS o
@@ -96,6 +91,14 @@ outcomes AS (
         JOIN oldest AS o ON o.task_vtid = g.task_vtid
         LEFT JOIN cur AS c ON c.vtid = g.task_vtid
         LEFT JOIN written AS w ON w.vtid = g.task_vtid
+        -- The key with its digest where the row's newest or founding event has the same
+        -- (time, priority, id): only the digest tells which of the two is newer. Keys are
+        -- prefix-free, so elsewhere the digest cannot change a comparison.
+        CROSS JOIN LATERAL (SELECT CASE
+            WHEN starts_with(c.newest, g.key) OR starts_with(c.founding, g.key)
+                THEN g.key || ledger_digest(g.type, g.service, g.status, g.vtid, g.message,
+                    g.title, g.ref, g.layer, g.module, g.kind, g.tenant, g.notes, g.metadata)
+            ELSE g.key END COLLATE "C" AS key) AS k
     ) AS q
 ),
 counts AS (
@@ -131,9 +134,9 @@ FROM counts AS c LEFT JOIN last_event AS e ON true
 WHERE (SELECT count(*) FROM advanced) >= 0
 $$;
 
--- When Postgres refuses an event the decoder accepted (a value too large for an index, say),
--- the sweep applies that batch again one event at a time and, for the one refused, records it
--- with the reason and moves the offset past it: one poison event never stalls the sweep.
+-- [from 20251208_one_edge.sql]
+-- An event Postgres refused, recorded and passed (see 20251205_sweep_batch.sql); its time written
+-- whatever the session's TimeZone.
 CREATE OR REPLACE FUNCTION ledger_sweep_reject_next(reason text) RETURNS text
 LANGUAGE sql AS $$
 WITH p AS (
@@ -141,7 +144,8 @@ WITH p AS (
     FROM projection_offsets WHERE projector_name = 'vtid_ledger_writer'
 ),
 next AS (
-    SELECT o.tx_id, o.seq, o.id::text AS id, to_jsonb(o) - 'tx_id' - 'seq' AS row
+    SELECT o.tx_id, o.seq, o.id::text AS id, to_jsonb(o) - 'tx_id' - 'seq'
+        || jsonb_build_object('created_at', ledger_time_text(o.created_at)) AS row
     FROM p, LATERAL (SELECT * FROM oasis_events AS o
         WHERE (o.tx_id, o.seq) > (p.tx_id, p.seq)
           AND o.tx_id < pg_snapshot_xmin(pg_current_snapshot())

@@ -1,3 +1,56 @@
+-- [from 20251204_fold_apply.sql]
+-- The real-time path's counters (projector vtid_ledger_sync), one shard per connection, so
+-- concurrent instances do not queue on one row. A delivery attempt
+-- above 1 means an earlier attempt failed or timed out: a rising count is what precedes dead
+-- letters. The lag is publish to applied, the real-time path's own latency.
+CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz,
+    publish_time timestamptz DEFAULT NULL, delivery_attempt integer DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    my_shard smallint := pg_backend_pid() % 16;
+    again int := (coalesce(delivery_attempt, 1) > 1)::int;
+    lag double precision :=
+        greatest(0, extract(epoch FROM clock_timestamp() - publish_time))::double precision;
+BEGIN
+    UPDATE projector_progress AS p SET
+        events_processed = p.events_processed + 1,
+        created = p.created + (outcome = 'created')::int,
+        updated = p.updated + (outcome = 'updated')::int,
+        skipped = p.skipped + (outcome = 'skipped')::int,
+        errors = p.errors + (outcome = 'rejected')::int,
+        redelivered = p.redelivered + again,
+        delivery_lag_seconds_sum = p.delivery_lag_seconds_sum + coalesce(lag, 0),
+        delivery_lag_count = p.delivery_lag_count + (lag IS NOT NULL)::int,
+        last_delivery_lag_seconds = coalesce(lag, p.last_delivery_lag_seconds),
+        last_processed_at = now(),
+        last_event_time = greatest(p.last_event_time, event_time)
+    WHERE p.projector_name = 'vtid_ledger_sync' AND p.shard = my_shard;
+    IF NOT FOUND THEN  -- the shard's first event
+        INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
+            updated, skipped, errors, redelivered, delivery_lag_seconds_sum, delivery_lag_count,
+            last_delivery_lag_seconds, last_processed_at, last_event_time)
+        VALUES ('vtid_ledger_sync', my_shard, 1, (outcome = 'created')::int,
+            (outcome = 'updated')::int, (outcome = 'skipped')::int,
+            (outcome = 'rejected')::int, again, coalesce(lag, 0), (lag IS NOT NULL)::int, lag,
+            now(), event_time)
+        ON CONFLICT (projector_name, shard) DO UPDATE SET
+            events_processed = p.events_processed + 1,
+            created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
+            skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
+            redelivered = p.redelivered + EXCLUDED.redelivered,
+            delivery_lag_seconds_sum =
+                p.delivery_lag_seconds_sum + EXCLUDED.delivery_lag_seconds_sum,
+            delivery_lag_count = p.delivery_lag_count + EXCLUDED.delivery_lag_count,
+            last_delivery_lag_seconds =
+                coalesce(EXCLUDED.last_delivery_lag_seconds, p.last_delivery_lag_seconds),
+            last_processed_at = now(),
+            last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
+    END IF;
+END
+$$;
+
+-- [from 20251212_group_commit.sql]
 -- Group commit on the real-time path (docs/behaviour.md §5): the deliveries that arrived at one
 -- process while its previous statement was in flight are applied by one statement and one
 -- commit, with the same batch fold as the sweep (ledger_fold), and each gets its own outcome.
@@ -49,6 +102,41 @@ BEGIN
 END
 $$;
 
+-- [from 20251209_hardening.sql]
+-- The real-time path (see 20251204_fold_apply.sql): one pushed event. New: an event dated
+-- more than the tolerance after its publish time is rejected.
+CREATE OR REPLACE FUNCTION ledger_apply_event(payload text, message_id text,
+    publish_time timestamptz, delivery_attempt integer)
+RETURNS TABLE (outcome text, vtid text, event_id text, reason text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    e ledger_event := ledger_decode_json(payload::jsonb, publish_time);
+    written record;
+BEGIN
+    IF e.reason IS NULL THEN
+        e.reason := ledger_future_reason(e.created_at, publish_time);
+    END IF;
+    IF e.reason IS NOT NULL THEN
+        PERFORM ledger_reject('pubsub', e.reason, convert_to(payload, 'UTF8'), e.id,
+            message_id);
+        outcome := 'rejected';
+    ELSIF e.service = 'oasis-projector' AND e.type IS NOT DISTINCT FROM 'ledger_sync' THEN
+        RETURN QUERY SELECT 'ignored', NULL::text, e.id, NULL::text;
+        RETURN;
+    ELSIF e.task_vtid IS NULL THEN
+        outcome := 'skipped';
+    ELSE
+        SELECT * INTO written FROM ledger_write(ARRAY[ledger_state_of(e)]);
+        outcome := CASE WHEN NOT FOUND THEN 'stale'
+            WHEN written.created THEN 'created' ELSE 'updated' END;
+    END IF;
+    PERFORM ledger_count_realtime(outcome, e.created_at, publish_time, delivery_attempt);
+    RETURN QUERY SELECT outcome, e.task_vtid, e.id, e.reason;
+END
+$$;
+
+-- [from 20251212_group_commit.sql]
 -- The outcome of one event of a batch, as if each VTID's events were applied one at a time in
 -- the fold's order (oldest key first), which is how the sweep counts too: created (the oldest
 -- event of a VTID that had no row), updated (newer than the row; older than the founding event
@@ -86,14 +174,8 @@ SELECT CASE
 END
 $$;
 
--- Apply the deliveries of one batch: decode each (a time from the future is refused against
--- its publish time), record the rejected, ignore the writer's own, skip those without a VTID,
--- fold the rest per VTID into one write of each row (ledger_apply_events: ledger_fold, then
--- ledger_write in VTID order), count, and answer each delivery, in the order given. An event
--- delivered twice in the batch is applied once (the copy is stale). Two different events that
--- share (time, priority, id), a producer's bug, cannot share one fold (it keys events by
--- that), so the second is merged on its own after it. A batch of one takes the single-event
--- path, which does the same with less.
+-- [from 20251215_group_commit_cheaper.sql]
+-- The deliveries of one batch (see 20251212_group_commit.sql), decoded once each.
 CREATE OR REPLACE FUNCTION ledger_apply_batch(payloads text[], message_ids text[],
     publish_times timestamptz[], attempts integer[])
 RETURNS TABLE (n integer, outcome text, vtid text, event_id text, reason text)
@@ -110,6 +192,7 @@ DECLARE
     extra record;
     written record;
     i int;
+    tolerance interval;
 BEGIN
     IF cardinality(payloads) = 1 THEN
         RETURN QUERY SELECT 1, a.outcome, a.vtid, a.event_id, a.reason
@@ -118,12 +201,15 @@ BEGIN
         RETURN;
     END IF;
 
+    tolerance := coalesce((SELECT make_interval(secs => value::double precision)
+        FROM ledger_settings WHERE name = 'max_future_seconds'), interval '300 seconds');
     SELECT array_agg(d.e ORDER BY d.i),
-        array_agg(coalesce((d.e).reason, ledger_future_reason((d.e).created_at, d.p))
-            ORDER BY d.i)
+        array_agg(coalesce((d.e).reason,
+            ledger_future_reason_within((d.e).created_at, d.p, tolerance)) ORDER BY d.i)
     INTO events, reasons
     FROM (SELECT x.i, x.p, ledger_decode_json(x.payload::jsonb, x.p) AS e
-          FROM unnest(payloads, publish_times) WITH ORDINALITY AS x(payload, p, i)) AS d;
+          FROM unnest(payloads, publish_times) WITH ORDINALITY AS x(payload, p, i)
+          OFFSET 0) AS d;  -- OFFSET 0: decode once per event, not once per field read
 
     PERFORM ledger_reject('pubsub', reasons[k], convert_to(payloads[k], 'UTF8'),
         (events[k]).id, message_ids[k])

@@ -1,60 +1,4 @@
--- Online rebuild, one task at a time, and rules that carry a version (docs/operations.md).
-
--- The version of the fold's rules. A migration that changes what a row is (a status mapping, a
--- register, a limit) re-creates this function with a new value; rows folded under an older
--- one are reported as outdated until `rebuild --outdated` refolds them. This one: the edge of
--- 20251208, the future-time rule of 20251209, the key caps of 20251211.
-CREATE OR REPLACE FUNCTION ledger_rules_version() RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT '2025-12-11'
-$$;
-
--- The rules version each row was folded under (NULL: folded before versions existed, or a row
--- another system made that no event has reached).
-ALTER TABLE vtid_ledger ADD COLUMN IF NOT EXISTS fold_rules text;
-
--- A row of the log's VTID by the rules (ledger_vtid_of over the row's columns), for the index
--- that finds one task's events without reading the log: `verify --vtid`, `rebuild --vtid`,
--- explain's event count. A row that cannot be read may still be indexed under a VTID; the
--- decoder decides.
-CREATE OR REPLACE FUNCTION ledger_row_vtid(vtid text, metadata jsonb, ref text, message text)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT ledger_vtid_of(nullif(vtid, ''), ledger_metadata_object(metadata), nullif(ref, ''),
-    nullif(message, ''))
-$$;
-CREATE INDEX IF NOT EXISTS oasis_events_task_vtid
-    ON oasis_events (ledger_row_vtid(vtid::text, metadata, ref::text, message::text));
-
--- Write states into the ledger (see 20251211_key_caps.sql). New: each row records the rules
--- version it was folded under. A row folded from nothing takes the current version; a row
--- already folded under an older one keeps that (part of it is still the old rules' work).
-CREATE OR REPLACE FUNCTION ledger_write(states ledger_state[])
-RETURNS TABLE (vtid text, created boolean)
-LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-BEGIN
-RETURN QUERY
-INSERT INTO vtid_ledger AS l (vtid, status, service, environment, last_event_id,
-    last_event_at, description, task_family, task_type, assigned_to, tenant, metadata,
-    fold_newest, fold_founding, fold_owners, fold_base, created_at, updated_at, fold_rules)
-SELECT c.*, now(), now(), ledger_rules_version()
-FROM unnest(states) AS s, LATERAL ledger_cap_registers(s::ledger_state) AS c
-ORDER BY c.vtid COLLATE "C"  -- one lock order for every writer
-ON CONFLICT (vtid) DO UPDATE SET
-    (status, service, environment, last_event_id, last_event_at, description, task_family,
-     task_type, assigned_to, tenant, metadata, fold_newest, fold_founding, fold_owners,
-     fold_base, updated_at, fold_rules) =
-    (SELECT m.status, m.service, m.environment, m.last_event_id, m.last_event_at,
-        m.description, m.task_family, m.task_type, m.assigned_to, m.tenant, m.metadata,
-        m.fold_newest, m.fold_founding, m.fold_owners, m.fold_base, now(),
-        CASE WHEN l.fold_founding IS NULL AND l.fold_base IS NULL THEN ledger_rules_version()
-            ELSE l.fold_rules END
-     FROM ledger_cap_registers(ledger_merge(l, EXCLUDED)) AS m)
-WHERE ledger_merge_changes(l, EXCLUDED)
-RETURNING l.vtid, l.xmax = 0;
-END
-$$;
-
+-- [from 20251213_rebuild.sql]
 -- Rows folded under rules older than the current ones (made by the writer, or another
 -- system's rows events have reached).
 CREATE OR REPLACE FUNCTION ledger_outdated_rows() RETURNS bigint
@@ -64,13 +8,7 @@ WHERE (fold_founding IS NOT NULL OR fold_base IS NOT NULL)
   AND fold_rules IS DISTINCT FROM ledger_rules_version()
 $$;
 
--- A row as a ledger_state (the fold's part of it), and a ledger_state as a row of vtid_ledger
--- (other columns NULL): the rebuild keeps its shadow as states, and ledger_merge merges rows.
-CREATE OR REPLACE FUNCTION ledger_state_row(s ledger_state) RETURNS vtid_ledger
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-SELECT jsonb_populate_record(NULL::vtid_ledger, to_jsonb(s))
-$$;
-
+-- [from 20251213_rebuild.sql]
 -- The rebuild's shadow: one ledger_state per task, in a temporary table of the session that
 -- rebuilds (it vanishes with it). Rows other systems made go in first, as they were before any
 -- event; `only_vtid` limits it to one task.
@@ -104,6 +42,7 @@ BEGIN
 END
 $$;
 
+-- [from 20251213_rebuild.sql]
 -- Fold decoded events into the shadow: one state per task (ledger_fold), merged with what the
 -- shadow holds (ledger_merge, as ledger_write merges into a row), capped.
 CREATE OR REPLACE FUNCTION ledger_rebuild_fold(events ledger_event[]) RETURNS void
@@ -123,6 +62,7 @@ BEGIN
 END
 $$;
 
+-- [from 20251213_rebuild.sql]
 -- The log's next batch after a position, in commit order below the snapshot horizon, folded
 -- into the shadow; returns how many were read and the position reached.
 CREATE OR REPLACE FUNCTION ledger_rebuild_batch(after_tx xid8, after_seq bigint,
@@ -158,6 +98,7 @@ BEGIN
 END
 $$;
 
+-- [from 20251213_rebuild.sql]
 -- One task's events, found through the log's index on their VTID, folded into the shadow.
 CREATE OR REPLACE FUNCTION ledger_rebuild_task(task text) RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -178,6 +119,7 @@ BEGIN
 END
 $$;
 
+-- [from 20251213_rebuild.sql]
 -- The last step of a rebuild, in the caller's one transaction: make the live table equal to
 -- the shadow. Rows that differ are updated, missing ones inserted, rows the writer made that
 -- the log no longer supports deleted; a row another system made that the shadow does not hold

@@ -1,63 +1,4 @@
--- The fold (docs/behaviour.md §4) and the statements that apply it. Both paths call ledger_apply_events:
--- the event function with one event, the sweep with a batch.
-
--- What the fold gives for one VTID: the ledger columns it determines and its state.
-DO $$
-BEGIN
-CREATE TYPE ledger_state AS (
-    vtid          text,
-    status        text,
-    service       text,
-    environment   text,
-    last_event_id text,
-    last_event_at timestamptz,
-    description   text,
-    task_family   text,
-    task_type     text,
-    assigned_to   text,
-    tenant        text,
-    metadata      jsonb,
-    fold_newest   text COLLATE "C",
-    fold_founding text COLLATE "C",
-    fold_owners   jsonb,
-    fold_base     jsonb
-);
-EXCEPTION WHEN duplicate_object THEN NULL;  -- created by an earlier run of this file
-END
-$$;
-
--- The columns a founding event gives when no event sets them explicitly, and the environment
--- and tenant rules: shared by the batch fold and the single-event state below.
-CREATE OR REPLACE FUNCTION ledger_default_description(title text, message text, type text)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT coalesce(title, message, 'Auto-created from OASIS event: ' || coalesce(type, 'unknown'))
-$$;
-
-CREATE OR REPLACE FUNCTION ledger_default_task_type(kind text, type text)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT coalesce(kind, type, 'event')
-$$;
-
-CREATE OR REPLACE FUNCTION ledger_environment_of(metadata jsonb)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT coalesce(ledger_meta_text(metadata, 'environment', 'env'), 'dev')
-$$;
-
-CREATE OR REPLACE FUNCTION ledger_tenant_of(tenant text, metadata jsonb)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT coalesce(tenant, ledger_meta_text(metadata, 'tenant'), 'system')
-$$;
-
--- The writer's own metadata keys for a row it made.
-CREATE OR REPLACE FUNCTION ledger_writer_keys(source_event text, source_type text,
-    last_event_type text, two_or_more boolean)
-RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT jsonb_build_object('autoCreated', true, 'sourceEvent', source_event,
-    'sourceType', source_type)
-    || CASE WHEN two_or_more THEN jsonb_build_object('lastEventType', last_event_type)
-        ELSE '{}' END
-$$;
-
+-- [from 20251204_fold_apply.sql]
 -- The state of one event on its own (the event function's case): no aggregation needed.
 CREATE OR REPLACE FUNCTION ledger_state_of(e ledger_event) RETURNS ledger_state
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
@@ -90,6 +31,7 @@ BEGIN
 END
 $$;
 
+-- [from 20251204_fold_apply.sql]
 -- The fold of a set of events (their keys unique, as ids in the log are), one state per VTID,
 -- rendered as the row it would be on its own. Unreadable, skipped and the writer's own events
 -- are left out. Newest and founding by key; each register by the newest event that sets it.
@@ -192,6 +134,7 @@ LEFT JOIN xs ON xs.vtid = n.vtid;
 END
 $$;
 
+-- [from 20251204_fold_apply.sql]
 -- The key of the newest thing a row reflects: its fold_newest, or for a row another system
 -- made that no event has reached yet, its own last event (digest '~': an event with the very
 -- same time, priority and id is the one it already reflects, not a newer one).
@@ -202,15 +145,19 @@ SELECT coalesce(r.fold_newest, CASE WHEN r.fold_founding IS NULL AND r.last_even
         || '~' END) COLLATE "C"
 $$;
 
+-- [from 20251208_one_edge.sql]
+-- What a row another system made was before any event: last_event_at written as
+-- ledger_time_text writes it, whatever the session's TimeZone.
 CREATE OR REPLACE FUNCTION ledger_base_of(r vtid_ledger) RETURNS jsonb
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT jsonb_build_object('status', r.status, 'service', r.service,
     'environment', r.environment, 'last_event_id', r.last_event_id,
-    'last_event_at', r.last_event_at, 'description', r.description,
+    'last_event_at', ledger_time_text(r.last_event_at), 'description', r.description,
     'task_family', r.task_family, 'task_type', r.task_type, 'assigned_to', r.assigned_to,
     'tenant', r.tenant, 'metadata', r.metadata)
 $$;
 
+-- [from 20251204_fold_apply.sql]
 -- Does merging state b change row r? b's newest is newer, its founding older (a row the writer
 -- made), or it sets some register with a newer event. Cheap, so the UPSERT skips the write.
 CREATE OR REPLACE FUNCTION ledger_merge_changes(r vtid_ledger, b vtid_ledger) RETURNS boolean
@@ -229,6 +176,7 @@ BEGIN
 END
 $$;
 
+-- [from 20251204_fold_apply.sql]
 -- Row r with state b merged in: per field, the greater key wins. Commutative, associative and
 -- idempotent, so rows end up the same whatever order states are merged in.
 CREATE OR REPLACE FUNCTION ledger_merge(r vtid_ledger, b vtid_ledger) RETURNS ledger_state
@@ -314,9 +262,46 @@ BEGIN
 END
 $$;
 
--- Write states into the ledger: one INSERT ... ON CONFLICT DO UPDATE whose merge runs inside
--- the statement against the row as it is when locked (no read before it, no retry loop), and
--- whose WHERE skips writes that change nothing. Returns the rows written. Both paths use it.
+-- [from 20251211_key_caps.sql]
+-- The metadata registers a row keeps: the 512 set by the newest events, ties by name; the
+-- rest leave fold_owners and metadata (a row another system made shows its own value of a
+-- key again). Column registers (description, task_family, task_type, assigned_to) are not
+-- metadata and never dropped. 512 owners take more than 16 KiB, so a smaller row is
+-- returned as it is without counting.
+CREATE OR REPLACE FUNCTION ledger_cap_registers(s ledger_state) RETURNS ledger_state
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    dropped text[];
+    restored jsonb;
+BEGIN
+    IF s.fold_owners IS NULL OR pg_column_size(s.fold_owners) < 16384 THEN
+        RETURN s;
+    END IF;
+    SELECT array_agg(ranked.name) INTO dropped FROM (
+        SELECT o.key AS name FROM jsonb_each_text(s.fold_owners) AS o
+        WHERE o.key NOT IN ('description', 'task_family', 'task_type', 'assigned_to')
+        ORDER BY o.value COLLATE "C" DESC, o.key COLLATE "C"
+        OFFSET 512) AS ranked;
+    IF dropped IS NULL THEN
+        RETURN s;
+    END IF;
+    s.fold_owners := s.fold_owners - dropped;
+    IF jsonb_typeof(s.metadata) = 'object' THEN
+        s.metadata := s.metadata - dropped;
+        IF jsonb_typeof(s.fold_base -> 'metadata') = 'object' THEN
+            SELECT jsonb_object_agg(b.key, b.value) INTO restored
+            FROM jsonb_each(s.fold_base -> 'metadata') AS b WHERE b.key = ANY (dropped);
+            s.metadata := s.metadata || coalesce(restored, '{}');
+        END IF;
+    END IF;
+    RETURN s;
+END
+$$;
+
+-- [from 20251213_rebuild.sql]
+-- Write states into the ledger (see 20251211_key_caps.sql). New: each row records the rules
+-- version it was folded under. A row folded from nothing takes the current version; a row
+-- already folded under an older one keeps that (part of it is still the old rules' work).
 CREATE OR REPLACE FUNCTION ledger_write(states ledger_state[])
 RETURNS TABLE (vtid text, created boolean)
 LANGUAGE plpgsql AS $$
@@ -325,22 +310,34 @@ BEGIN
 RETURN QUERY
 INSERT INTO vtid_ledger AS l (vtid, status, service, environment, last_event_id,
     last_event_at, description, task_family, task_type, assigned_to, tenant, metadata,
-    fold_newest, fold_founding, fold_owners, fold_base, created_at, updated_at)
-SELECT s.*, now(), now() FROM unnest(states) AS s
-ORDER BY s.vtid COLLATE "C"  -- one lock order for every writer
+    fold_newest, fold_founding, fold_owners, fold_base, created_at, updated_at, fold_rules)
+SELECT c.*, now(), now(), ledger_rules_version()
+FROM unnest(states) AS s, LATERAL ledger_cap_registers(s::ledger_state) AS c
+ORDER BY c.vtid COLLATE "C"  -- one lock order for every writer
 ON CONFLICT (vtid) DO UPDATE SET
     (status, service, environment, last_event_id, last_event_at, description, task_family,
      task_type, assigned_to, tenant, metadata, fold_newest, fold_founding, fold_owners,
-     fold_base, updated_at) =
+     fold_base, updated_at, fold_rules) =
     (SELECT m.status, m.service, m.environment, m.last_event_id, m.last_event_at,
         m.description, m.task_family, m.task_type, m.assigned_to, m.tenant, m.metadata,
-        m.fold_newest, m.fold_founding, m.fold_owners, m.fold_base, now()
-     FROM ledger_merge(l, EXCLUDED) AS m)
+        m.fold_newest, m.fold_founding, m.fold_owners, m.fold_base, now(),
+        CASE WHEN l.fold_founding IS NULL AND l.fold_base IS NULL THEN ledger_rules_version()
+            ELSE l.fold_rules END
+     FROM ledger_cap_registers(ledger_merge(l, EXCLUDED)) AS m)
 WHERE ledger_merge_changes(l, EXCLUDED)
 RETURNING l.vtid, l.xmax = 0;
 END
 $$;
 
+-- [from 20251213_rebuild.sql]
+-- A row as a ledger_state (the fold's part of it), and a ledger_state as a row of vtid_ledger
+-- (other columns NULL): the rebuild keeps its shadow as states, and ledger_merge merges rows.
+CREATE OR REPLACE FUNCTION ledger_state_row(s ledger_state) RETURNS vtid_ledger
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+SELECT jsonb_populate_record(NULL::vtid_ledger, to_jsonb(s))
+$$;
+
+-- [from 20251204_fold_apply.sql]
 -- Fold events into the ledger: one event (the event function) needs no aggregation; a batch
 -- (the sweep) is folded set-based. Either way the states go through ledger_write.
 CREATE OR REPLACE FUNCTION ledger_apply_events(events ledger_event[])
@@ -354,105 +351,5 @@ BEGIN
     ELSE
         RETURN QUERY SELECT * FROM ledger_write(ARRAY(SELECT f FROM ledger_fold(events) AS f));
     END IF;
-END
-$$;
-
--- A rejected event, kept with its raw payload: one row per (source, payload).
-CREATE OR REPLACE FUNCTION ledger_reject(source text, reason text, raw bytea, event_id text,
-    message_id text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO ledger_rejections AS r (source, reason, event_id, message_id, raw, fingerprint)
-    VALUES (source, left(reason, 2000), left(event_id, 500), left(message_id, 500), raw,
-        encode(sha256(convert_to(source, 'UTF8') || '\x00'::bytea || raw), 'hex'))
-    ON CONFLICT (fingerprint) DO NOTHING;
-END
-$$;
-
-ALTER TABLE projector_progress
-    ADD COLUMN IF NOT EXISTS redelivered bigint NOT NULL DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS delivery_lag_seconds_sum double precision NOT NULL DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS delivery_lag_count bigint NOT NULL DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS last_delivery_lag_seconds double precision;
-
--- The real-time path's counters (projector vtid_ledger_sync), one shard per connection, so
--- concurrent instances do not queue on one row. A delivery attempt
--- above 1 means an earlier attempt failed or timed out: a rising count is what precedes dead
--- letters. The lag is publish to applied, the real-time path's own latency.
-CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz,
-    publish_time timestamptz DEFAULT NULL, delivery_attempt integer DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    my_shard smallint := pg_backend_pid() % 16;
-    again int := (coalesce(delivery_attempt, 1) > 1)::int;
-    lag double precision :=
-        greatest(0, extract(epoch FROM clock_timestamp() - publish_time))::double precision;
-BEGIN
-    UPDATE projector_progress AS p SET
-        events_processed = p.events_processed + 1,
-        created = p.created + (outcome = 'created')::int,
-        updated = p.updated + (outcome = 'updated')::int,
-        skipped = p.skipped + (outcome = 'skipped')::int,
-        errors = p.errors + (outcome = 'rejected')::int,
-        redelivered = p.redelivered + again,
-        delivery_lag_seconds_sum = p.delivery_lag_seconds_sum + coalesce(lag, 0),
-        delivery_lag_count = p.delivery_lag_count + (lag IS NOT NULL)::int,
-        last_delivery_lag_seconds = coalesce(lag, p.last_delivery_lag_seconds),
-        last_processed_at = now(),
-        last_event_time = greatest(p.last_event_time, event_time)
-    WHERE p.projector_name = 'vtid_ledger_sync' AND p.shard = my_shard;
-    IF NOT FOUND THEN  -- the shard's first event
-        INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
-            updated, skipped, errors, redelivered, delivery_lag_seconds_sum, delivery_lag_count,
-            last_delivery_lag_seconds, last_processed_at, last_event_time)
-        VALUES ('vtid_ledger_sync', my_shard, 1, (outcome = 'created')::int,
-            (outcome = 'updated')::int, (outcome = 'skipped')::int,
-            (outcome = 'rejected')::int, again, coalesce(lag, 0), (lag IS NOT NULL)::int, lag,
-            now(), event_time)
-        ON CONFLICT (projector_name, shard) DO UPDATE SET
-            events_processed = p.events_processed + 1,
-            created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
-            skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
-            redelivered = p.redelivered + EXCLUDED.redelivered,
-            delivery_lag_seconds_sum =
-                p.delivery_lag_seconds_sum + EXCLUDED.delivery_lag_seconds_sum,
-            delivery_lag_count = p.delivery_lag_count + EXCLUDED.delivery_lag_count,
-            last_delivery_lag_seconds =
-                coalesce(EXCLUDED.last_delivery_lag_seconds, p.last_delivery_lag_seconds),
-            last_processed_at = now(),
-            last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
-    END IF;
-END
-$$;
-
--- The real-time path (docs/behaviour.md §5): one published event, given as the JSON text the edge checked
--- (strict JSON, size), applied in one call: decoded, rejected or skipped and counted, or
--- folded into its row. Returns created, updated, stale, skipped, rejected or ignored.
-CREATE OR REPLACE FUNCTION ledger_apply_event(payload text, message_id text,
-    publish_time timestamptz, delivery_attempt integer)
-RETURNS TABLE (outcome text, vtid text, event_id text, reason text)
-LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-    e ledger_event := ledger_decode_json(payload::jsonb, publish_time);
-    written record;
-BEGIN
-    IF e.reason IS NOT NULL THEN
-        PERFORM ledger_reject('pubsub', e.reason, convert_to(payload, 'UTF8'), e.id,
-            message_id);
-        outcome := 'rejected';
-    ELSIF e.service = 'oasis-projector' AND e.type IS NOT DISTINCT FROM 'ledger_sync' THEN
-        RETURN QUERY SELECT 'ignored', NULL::text, e.id, NULL::text;
-        RETURN;
-    ELSIF e.task_vtid IS NULL THEN
-        outcome := 'skipped';
-    ELSE
-        SELECT * INTO written FROM ledger_write(ARRAY[ledger_state_of(e)]);
-        outcome := CASE WHEN NOT FOUND THEN 'stale'
-            WHEN written.created THEN 'created' ELSE 'updated' END;
-    END IF;
-    PERFORM ledger_count_realtime(outcome, e.created_at, publish_time, delivery_attempt);
-    RETURN QUERY SELECT outcome, e.task_vtid, e.id, e.reason;
 END
 $$;

@@ -1,0 +1,90 @@
+-- [from 20251209_hardening.sql]
+-- Ingest (see 20251208_one_edge.sql). New: refuses a time from the future, the writer's own
+-- identity, and an id that holds other content (outcome conflict: 409); stores the time it
+-- received the event as stored_at.
+CREATE OR REPLACE FUNCTION ledger_ingest_event(payload text, received_at timestamptz)
+RETURNS TABLE (outcome text, event_id text, reason text, wire text, event_type text)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    body jsonb := payload::jsonb;
+    e ledger_event;
+    refused text;
+    new_digest text;
+    stored_digest text;
+    stored_at timestamptz;
+BEGIN
+    IF jsonb_typeof(body) = 'object' AND coalesce(body -> 'id' IN ('null', '""'), true) THEN
+        body := body || jsonb_build_object('id', gen_random_uuid()::text);
+    END IF;
+    e := ledger_decode_json(body, received_at);
+    refused := CASE
+        WHEN e.reason IS NOT NULL THEN e.reason
+        WHEN ledger_future_reason(e.created_at, received_at) IS NOT NULL
+            THEN ledger_future_reason(e.created_at, received_at)
+        WHEN 'oasis-projector' IN (body ->> 'service', body ->> 'source')
+          OR 'ledger_sync' IN (body ->> 'topic', body ->> 'event', body ->> 'type')
+            THEN 'the writer''s own identity (service oasis-projector, type ledger_sync) is '
+                || 'not for producers'
+        WHEN coalesce(ledger_trim(e.vtid), '') = '' THEN 'vtid is required'
+        WHEN coalesce(ledger_trim(e.type), '') = '' THEN 'type is required (or topic, event)'
+        WHEN coalesce(ledger_trim(body ->> 'source'), '') = ''
+         AND coalesce(ledger_trim(body ->> 'service'), '') = ''
+            THEN 'source is required (or service)'
+        WHEN coalesce(ledger_trim(e.status), '') = '' THEN 'status is required'
+        WHEN coalesce(ledger_trim(e.message), '') = '' THEN 'message is required'
+        WHEN ledger_vtid_checked(ledger_vtid_normalise(e.vtid)) IS NULL
+            THEN 'vtid ' || quote_literal(left(e.vtid, 100))
+                || ' is not a valid VTID (like VTID-0521 or DEV-OASIS-0010; at most 64 characters)'
+    END;
+    IF refused IS NOT NULL THEN
+        PERFORM ledger_reject('ingest', refused, convert_to(payload, 'UTF8'), e.id);
+        RETURN QUERY SELECT 'rejected', e.id, refused, NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    INSERT INTO oasis_events (id, created_at, vtid, topic, event, service, source, status,
+        message, notes, metadata, tenant, layer, module, kind, title, ref, stored_at)
+    VALUES (e.id, e.created_at, e.vtid, e.type, e.type, e.service, e.service, e.status,
+        e.message, e.notes, e.metadata, e.tenant, e.layer, e.module, e.kind, e.title, e.ref,
+        coalesce(received_at, now()))
+    ON CONFLICT (id) DO NOTHING;
+    IF FOUND THEN
+        RETURN QUERY SELECT 'stored', e.id, NULL::text, ledger_event_json(e)::text, e.type;
+        RETURN;
+    END IF;
+    -- The id is taken: the same event again (a retry) is a duplicate; other content is a
+    -- conflict, refused and recorded. A request without created_at takes its receipt time,
+    -- so a retry of it compares by content alone.
+    new_digest := ledger_event_digest(e);
+    SELECT ledger_event_digest(d), d.created_at INTO stored_digest, stored_at
+    FROM oasis_events AS o,
+    LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
+        o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
+        o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text,
+        o.kind::text, o.title::text, o.ref::text, NULL) AS d
+    WHERE o.id::text = e.id;
+    IF stored_digest IS NOT DISTINCT FROM new_digest AND (stored_at = e.created_at
+        OR coalesce(body ->> 'created_at', body ->> 'createdAt', '') = '') THEN
+        RETURN QUERY SELECT 'duplicate', e.id, NULL::text, NULL::text, e.type;
+        RETURN;
+    END IF;
+    refused := 'id ' || quote_literal(left(e.id, 100)) || ' is taken by an event with other '
+        || 'content (stored digest ' || coalesce(stored_digest, 'unreadable')
+        || ', this one ' || new_digest || ')';
+    PERFORM ledger_reject('ingest', refused, convert_to(payload, 'UTF8'), e.id);
+    RETURN QUERY SELECT 'conflict', e.id, refused, NULL::text, e.type;
+END
+$$;
+
+-- [from 20251214_operator_day.sql]
+-- Ingest's answer for a refused event without an id of its own: no id (ledger_ingest_event makes
+-- one up to decode the event, and answered with it, as if something had been stored).
+CREATE OR REPLACE FUNCTION ledger_ingest_request(payload text, received_at timestamptz)
+RETURNS TABLE (outcome text, event_id text, reason text, wire text, event_type text)
+LANGUAGE sql AS $$
+SELECT r.outcome,
+    CASE WHEN r.outcome <> 'rejected' OR coalesce(payload::jsonb ->> 'id', '') <> ''
+        THEN r.event_id END,
+    r.reason, r.wire, r.event_type
+FROM ledger_ingest_event(payload, received_at) AS r
+$$;
