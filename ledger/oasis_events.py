@@ -70,10 +70,7 @@ SELECT d.task_vtid AS sql_vtid, d.reason AS sql_reason, o.id::text AS id,
     (o.tx_id, o.seq) > (SELECT coalesce(p.position_tx_id, '0'::xid8), coalesce(p.position_seq, 0)
         FROM projection_offsets AS p WHERE p.projector_name = 'vtid_ledger_writer') AS unswept
 FROM oasis_events AS o,
-LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
-    o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
-    o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text, o.kind::text,
-    o.title::text, o.ref::text, o.stored_at) AS d
+LATERAL ledger_decode_row(o) AS d
 WHERE NOT (d.reason IS NULL AND d.service = '{PROJECTOR_SERVICE}'
            AND d.type IS NOT DISTINCT FROM '{SYNC_TYPE}')
 ORDER BY d.task_vtid COLLATE "C" NULLS LAST, o.tx_id, o.seq"""
@@ -89,10 +86,7 @@ STREAM_FOR_VTID = STREAM.replace(
 # on each row's VTID (the decoder decides whether each is read).
 COUNT_FOR_VTID = f"""
 SELECT count(*) FROM oasis_events AS o,
-LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
-    o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
-    o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text, o.kind::text,
-    o.title::text, o.ref::text, o.stored_at) AS d
+LATERAL ledger_decode_row(o) AS d
 WHERE ledger_row_vtid(o.vtid::text, o.metadata, o.ref::text, o.message::text) = :vtid
   AND d.task_vtid = :vtid AND d.reason IS NULL
   AND NOT (d.service = '{PROJECTOR_SERVICE}' AND d.type IS NOT DISTINCT FROM '{SYNC_TYPE}')"""

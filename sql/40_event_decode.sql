@@ -1,6 +1,13 @@
--- [from 20251208_one_edge.sql]
--- created_at as an ISO-8601 string (see 20251202_fold_rules.sql). New: digits of the fraction
--- past the 100th are dropped before Postgres rounds it (it refuses a time that long to read;
+-- Decoding an event, from a row of the log (ledger_decode_row) or from JSON (ledger_decode_json,
+-- for a push and ingest), into a ledger_event: its fields, why it cannot be read (`reason`), and
+-- for a readable event its VTID, status and key. Both apply one edge (docs/behaviour.md §1).
+
+-- Gone: the decoder that took a row's nineteen columns one by one.
+DROP FUNCTION IF EXISTS ledger_decode_row(bigint, text, timestamptz, text, text, text, text,
+    text, text, text, text, jsonb, text, text, text, text, text, text, timestamptz);
+
+-- created_at as an ISO-8601 string; NULL when it is not one. Digits of the fraction past the
+-- 100th are dropped before Postgres rounds it (it refuses a time that long to read;
 -- `ledger/events.py` drops the same digits), so a long fraction is a time, not an error.
 CREATE OR REPLACE FUNCTION ledger_parse_time(value text) RETURNS timestamptz
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
@@ -50,7 +57,6 @@ BEGIN
 END
 $$;
 
--- [from 20251208_one_edge.sql]
 -- A time as event JSON writes it: UTC, six fraction digits, Z. to_json(timestamptz) would
 -- follow the session's TimeZone (Europe/Amsterdam in 1850 is +00:19:32, which no ISO-8601
 -- reader here takes). A time outside years 1-9999 (infinity, BC) has no such form: its text.
@@ -60,7 +66,6 @@ SELECT CASE WHEN t >= '0001-01-01 00:00:00+00' AND t < '10000-01-01 00:00:00+00'
     THEN to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') ELSE t::text END
 $$;
 
--- [from 20251208_one_edge.sql]
 -- The decoded event's canonical JSON text: what ingest publishes (so the pushed copy of an
 -- ingested event is the stored event, numbers as jsonb keeps them), and what the edge's limits
 -- measure for a row of the log. `ledger/events.py` (event_json) writes the same text.
@@ -74,7 +79,6 @@ SELECT jsonb_strip_nulls(jsonb_build_object('id', id, 'created_at', ledger_time_
     'tenant', tenant, 'notes', notes)) || jsonb_build_object('metadata', metadata)
 $$;
 
--- [from 20251208_one_edge.sql]
 CREATE OR REPLACE FUNCTION ledger_event_json(e ledger_event) RETURNS jsonb
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT ledger_event_json(id => e.id, created_at => e.created_at, type => e.type,
@@ -83,7 +87,6 @@ SELECT ledger_event_json(id => e.id, created_at => e.created_at, type => e.type,
     tenant => e.tenant, notes => e.notes, metadata => e.metadata)
 $$;
 
--- [from 20251208_one_edge.sql]
 -- Can this event break a limit? False for nearly every event, at the price of printing its
 -- metadata once. Its canonical text is at most the metadata's text, each text field escaped
 -- (6 bytes a byte at most) and 512 bytes of names and punctuation: 1,000 + 6 x 43,000 + 512 is
@@ -96,15 +99,9 @@ SELECT octet_length(metadata::text) > 1000 OR text_bytes > 43000
         'strict $.**{63 to last} ? (@.type() == "object" || @.type() == "array")')
 $$;
 
--- [from 20251211_key_caps.sql]
--- A row is bounded whatever its events (docs/behaviour.md §4): an event carries at most 256
--- metadata keys (more: rejected, see ledger_edge_reason), and a row keeps at most 512 metadata
--- registers, those set by the newest events (ties by name). Which registers a row keeps is a
--- function of the set of its events: the top 512 of a union is the top 512 of the union of
--- each side's top 512, so capping after every merge keeps the fold order-independent. Before,
--- 40 pushes of 19,000 new keys each grew one row to 760,000 keys.
-
--- The edge's limits (see 20251208_one_edge.sql), and at most 256 keys in an event's metadata.
+-- Why an event breaks the edge, or NULL: 256 KiB of canonical JSON, 64 levels, numbers of at
+-- most 1,000 digits, and at most 256 keys in its metadata (a row's own bound, 512 registers,
+-- is ledger_cap_registers').
 CREATE OR REPLACE FUNCTION ledger_edge_reason(event_text text, metadata jsonb) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
@@ -131,18 +128,12 @@ BEGIN
 END
 $$;
 
--- [from 20251209_hardening.sql]
 -- How far after its receipt an event's created_at may lie (default 5 minutes).
 CREATE OR REPLACE FUNCTION ledger_max_future() RETURNS interval
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT make_interval(secs => coalesce((SELECT value::double precision FROM ledger_settings
     WHERE name = 'max_future_seconds'), 300))
 $$;
-
--- [from 20251215_group_commit_cheaper.sql]
--- Group commit, cheaper per batch (measured with track_functions: 3.7 ms a batch of 8, of
--- which the decoder ran three times per event, once per field the first statement read, and
--- the tolerance for future times was read from ledger_settings once per event).
 
 -- Why an event dated after its receipt (plus `tolerance`) is refused, or NULL: as
 -- ledger_future_reason, with the tolerance read once by the caller.
@@ -156,7 +147,6 @@ SELECT CASE WHEN created_at > received_at + tolerance
 END
 $$;
 
--- [from 20251215_group_commit_cheaper.sql]
 -- The same for a caller that judges one event at a time (the event function, ingest): plpgsql,
 -- whose plan of the settings' read is kept by the session (a SQL function called from plpgsql
 -- is planned again at every call: 150 µs a call, measured).
@@ -176,7 +166,6 @@ BEGIN
 END
 $$;
 
--- [from 20251209_hardening.sql]
 -- The content digest of a decoded event (ledger_digest of its fields).
 CREATE OR REPLACE FUNCTION ledger_event_digest(e ledger_event) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -184,65 +173,82 @@ SELECT ledger_digest(e.type, e.service, e.status, e.vtid, e.message, e.title, e.
     e.module, e.kind, e.tenant, e.notes, e.metadata)
 $$;
 
--- [from 20251215_group_commit_cheaper.sql]
--- A row of the log, decoded (see 20251209_hardening.sql): the tolerance read once per statement.
-CREATE OR REPLACE FUNCTION ledger_decode_row(
-    seq bigint, id text, created_at timestamptz, vtid text, topic text, event text,
-    service text, source text, status text, message text, notes text, metadata jsonb,
-    tenant text, layer text, module text, kind text, title text, ref text,
-    stored_at timestamptz
-) RETURNS SETOF ledger_event
+-- A row of oasis_events, decoded: its fields as the event's JSON names them (topic or event is
+-- the type, service or source the service, "" is absent); the reason it cannot be read; for a
+-- readable event its VTID, status and key. The platform's table may type a column otherwise
+-- (uuid, varchar): each is read as text. One SELECT in LANGUAGE sql, so the caller's query
+-- inlines it: the sweep decodes up to 50,000 rows in one statement. Each OFFSET 0 keeps a step
+-- from being merged into the next, which would compute its expressions once per use.
+CREATE OR REPLACE FUNCTION ledger_decode_row(o oasis_events) RETURNS SETOF ledger_event
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-SELECT r.seq, r.id, r.created_at, r.type, r.service, r.status, r.vtid, r.message, r.title,
-    r.ref, r.layer, r.module, r.kind, r.tenant, r.notes, r.metadata, r.reason,
-    CASE WHEN r.reason IS NULL THEN ledger_vtid_of(r.vtid, r.metadata, r.ref, r.message) END,
-    r.mapped_status,
-    CASE WHEN r.reason IS NULL
-        THEN ledger_key(r.created_at, ledger_priority(r.mapped_status), r.id) END COLLATE "C"
+SELECT judged.seq, judged.id, judged.created_at, judged.type, judged.service, judged.status,
+    judged.vtid, judged.message, judged.title, judged.ref, judged.layer, judged.module,
+    judged.kind, judged.tenant, judged.notes, judged.metadata, judged.reason,
+    CASE WHEN judged.reason IS NULL
+        THEN ledger_vtid_of(judged.vtid, judged.metadata, judged.ref, judged.message)
+    END AS task_vtid,
+    judged.mapped_status,
+    CASE WHEN judged.reason IS NULL
+        THEN ledger_key(judged.created_at, ledger_priority(judged.mapped_status), judged.id)
+    END COLLATE "C" AS key
 FROM (
-    SELECT d.*, ledger_status_of(d.type, d.status) AS mapped_status,
+    SELECT fields.*, ledger_status_of(fields.type, fields.status) AS mapped_status,
         CASE
-            WHEN d.id IS NULL OR d.id = '' THEN 'event has no id'
-            WHEN d.created_at IS NULL THEN 'event has no created_at'
-            WHEN NOT (d.created_at >= '0001-01-01 00:00:00+00'
-                      AND d.created_at < '10000-01-01 00:00:00+00')
-                THEN 'created_at is out of range: ' || ledger_time_text(d.created_at)
+            WHEN fields.id IS NULL OR fields.id = '' THEN 'event has no id'
+            WHEN fields.created_at IS NULL THEN 'event has no created_at'
+            WHEN NOT (fields.created_at >= '0001-01-01 00:00:00+00'
+                      AND fields.created_at < '10000-01-01 00:00:00+00')
+                THEN 'created_at is out of range: ' || ledger_time_text(fields.created_at)
             -- (SELECT …): the tolerance is read once per statement (an InitPlan), not per row.
-            WHEN ledger_future_reason_within(d.created_at, d.stored_at,
+            WHEN ledger_future_reason_within(fields.created_at, fields.stored_at,
                     (SELECT ledger_max_future())) IS NOT NULL
-                THEN ledger_future_reason_within(d.created_at, d.stored_at,
+                THEN ledger_future_reason_within(fields.created_at, fields.stored_at,
                     (SELECT ledger_max_future()))
-            WHEN d.metadata IS NULL THEN 'metadata must be a JSON object, got '
-                || CASE jsonb_typeof(d.raw_metadata) WHEN 'string' THEN 'a string that is not one'
-                    ELSE jsonb_typeof(d.raw_metadata) END
-            WHEN ledger_edge_suspect(d.metadata, octet_length(concat(d.id,
-                d.type, d.service, d.status, d.vtid, d.message, d.title, d.ref, d.layer,
-                d.module, d.kind, d.tenant, d.notes)))
-                THEN ledger_edge_reason(ledger_event_json(id => d.id,
-                    created_at => d.created_at, type => d.type, service => d.service,
-                    status => d.status, vtid => d.vtid, message => d.message, title => d.title,
-                    ref => d.ref, layer => d.layer, module => d.module, kind => d.kind,
-                    tenant => d.tenant, notes => d.notes, metadata => d.metadata)::text,
-                    d.metadata)
+            WHEN fields.metadata IS NULL THEN 'metadata must be a JSON object, got '
+                || CASE jsonb_typeof(fields.raw_metadata)
+                    WHEN 'string' THEN 'a string that is not one'
+                    ELSE jsonb_typeof(fields.raw_metadata) END
+            WHEN ledger_edge_suspect(fields.metadata, octet_length(concat(fields.id,
+                fields.type, fields.service, fields.status, fields.vtid, fields.message,
+                fields.title, fields.ref, fields.layer, fields.module, fields.kind,
+                fields.tenant, fields.notes)))
+                THEN ledger_edge_reason(ledger_event_json(id => fields.id,
+                    created_at => fields.created_at, type => fields.type,
+                    service => fields.service, status => fields.status, vtid => fields.vtid,
+                    message => fields.message, title => fields.title, ref => fields.ref,
+                    layer => fields.layer, module => fields.module, kind => fields.kind,
+                    tenant => fields.tenant, notes => fields.notes,
+                    metadata => fields.metadata)::text, fields.metadata)
         END AS reason
     FROM (
-        SELECT seq, id, created_at,
-            coalesce(nullif(topic, ''), nullif(event, '')) AS type,
-            coalesce(nullif(service, ''), nullif(source, ''), 'unknown') AS service,
-            nullif(status, '') AS status, nullif(vtid, '') AS vtid,
-            nullif(message, '') AS message, nullif(title, '') AS title, nullif(ref, '') AS ref,
-            nullif(layer, '') AS layer, nullif(module, '') AS module, nullif(kind, '') AS kind,
-            nullif(tenant, '') AS tenant, nullif(notes, '') AS notes,
-            ledger_metadata_object(metadata) AS metadata, metadata AS raw_metadata, stored_at
+        SELECT o.seq, o.id::text AS id, o.created_at,
+            coalesce(nullif(o.topic::text, ''), nullif(o.event::text, '')) AS type,
+            coalesce(nullif(o.service::text, ''), nullif(o.source::text, ''), 'unknown')
+                AS service,
+            nullif(o.status::text, '') AS status, nullif(o.vtid::text, '') AS vtid,
+            nullif(o.message::text, '') AS message, nullif(o.title::text, '') AS title,
+            nullif(o.ref::text, '') AS ref, nullif(o.layer::text, '') AS layer,
+            nullif(o.module::text, '') AS module, nullif(o.kind::text, '') AS kind,
+            nullif(o.tenant::text, '') AS tenant, nullif(o.notes::text, '') AS notes,
+            ledger_metadata_object(o.metadata) AS metadata, o.metadata AS raw_metadata,
+            o.stored_at
         OFFSET 0
-    ) AS d
+    ) AS fields
     OFFSET 0
-) AS r
+) AS judged
 $$;
 
--- [from 20251208_one_edge.sql]
--- An event given as JSON, decoded (see 20251202_fold_rules.sql). New: when both metadata and
--- payload are present, payload is checked too (as every other alias is); the edge's limits.
+-- A row of the log as JSON, for the record of its rejection: every column but the log's own
+-- bookkeeping, created_at written as ledger_time_text writes it.
+CREATE OR REPLACE FUNCTION ledger_row_json(o oasis_events) RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+SELECT to_jsonb(o) - '{tx_id,seq,stored_at}'::text[]
+    || jsonb_build_object('created_at', ledger_time_text(o.created_at))
+$$;
+
+-- An event given as JSON, decoded. `fallback` is the time of an event without created_at
+-- (ingest's receipt); none, and such an event is refused. When both metadata and payload are
+-- present, payload is checked too, as every other alias is.
 CREATE OR REPLACE FUNCTION ledger_decode_json(e jsonb, fallback timestamptz DEFAULT NULL,
     seq bigint DEFAULT 1)
 RETURNS ledger_event
@@ -254,17 +260,22 @@ DECLARE
     wrong text;
     value jsonb;
     has_metadata boolean;
+    string_fields CONSTANT jsonb := to_jsonb(ledger_event_string_fields());
 BEGIN
     d.seq := seq;
     IF jsonb_typeof(e) IS DISTINCT FROM 'object' THEN
         d.reason := 'event must be a JSON object, got ' || coalesce(jsonb_typeof(e), 'nothing');
         RETURN d;
     END IF;
-    IF e @? '$.keyvalue() ? (@.key like_regex "^(id|created_at|createdAt|topic|event|type|service|source|status|vtid|message|title|ref|layer|module|kind|tenant|notes)$" && @.value.type() != "string" && @.value.type() != "null")' THEN
+    -- One jsonpath walk finds whether any string field holds something else (a comparison
+    -- with $names[*] is true when one of them matches); only then is the first one looked up.
+    IF jsonb_path_exists(e, '$.keyvalue() ? (@.key == $names[*]
+            && @.value.type() != "string" && @.value.type() != "null")',
+            jsonb_build_object('names', string_fields)) THEN
         SELECT k INTO wrong FROM jsonb_object_keys(e) AS k
-        WHERE k = ANY ('{id,created_at,createdAt,topic,event,type,service,source,status,vtid,message,title,ref,layer,module,kind,tenant,notes}')
+        WHERE k = ANY (ledger_event_string_fields())
           AND jsonb_typeof(e -> k) NOT IN ('string', 'null')
-        ORDER BY array_position('{id,created_at,createdAt,topic,event,type,service,source,status,vtid,message,title,ref,layer,module,kind,tenant,notes}'::text[], k)
+        ORDER BY array_position(ledger_event_string_fields(), k)
         LIMIT 1;
         d.reason := wrong || ' must be '
             || CASE WHEN wrong IN ('created_at', 'createdAt') THEN 'an ISO-8601 string'

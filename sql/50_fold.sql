@@ -1,37 +1,44 @@
--- [from 20251204_fold_apply.sql]
+-- The fold (docs/behaviour.md §4): the state a set of events gives each VTID, how a row and a
+-- state merge, and the one statement that writes states into the ledger. Every path (a push,
+-- group commit, the sweep, a rebuild) ends in ledger_write.
+
 -- The state of one event on its own (the event function's case): no aggregation needed.
 CREATE OR REPLACE FUNCTION ledger_state_of(e ledger_event) RETURNS ledger_state
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
+    s ledger_state;
     registers jsonb := ledger_meta_registers(e.metadata);
-    full_key text COLLATE "C" := e.key || ledger_digest(e.type, e.service, e.status, e.vtid,
-        e.message, e.title, e.ref, e.layer, e.module, e.kind, e.tenant, e.notes, e.metadata);
+    full_key text COLLATE "C" := e.key || ledger_event_digest(e);
     description text := ledger_meta_text(e.metadata, 'description', 'summary');
     task_family text := ledger_meta_text(e.metadata, 'taskFamily', 'task_family');
     task_type text := ledger_meta_text(e.metadata, 'taskType', 'task_type');
     assigned_to text := ledger_meta_text(e.metadata, 'assignedTo', 'assigned_to', 'assignee');
     names text[] := ARRAY(SELECT jsonb_object_keys(registers));
 BEGIN
-    RETURN ROW(e.task_vtid, e.mapped_status, e.service, ledger_environment_of(e.metadata), e.id,
-        e.created_at,
-        coalesce(description, ledger_default_description(e.title, e.message, e.type)),
-        coalesce(task_family, e.layer, 'auto'),
-        coalesce(task_type, ledger_default_task_type(e.kind, e.type)),
-        assigned_to,
-        ledger_tenant_of(e.tenant, e.metadata),
-        registers || ledger_writer_keys(e.id, e.type, e.type, false),
-        full_key, full_key,
-        jsonb_object(names, array_fill(full_key::text, ARRAY[cardinality(names)]))
-            || jsonb_strip_nulls(jsonb_build_object(
-                'description', CASE WHEN description IS NOT NULL THEN full_key END,
-                'task_family', CASE WHEN task_family IS NOT NULL THEN full_key END,
-                'task_type', CASE WHEN task_type IS NOT NULL THEN full_key END,
-                'assigned_to', CASE WHEN assigned_to IS NOT NULL THEN full_key END)),
-        NULL::jsonb)::ledger_state;
+    s.vtid := e.task_vtid;
+    s.status := e.mapped_status;
+    s.service := e.service;
+    s.environment := ledger_environment_of(e.metadata);
+    s.last_event_id := e.id;
+    s.last_event_at := e.created_at;
+    s.description := coalesce(description, ledger_default_description(e.title, e.message, e.type));
+    s.task_family := coalesce(task_family, e.layer, 'auto');
+    s.task_type := coalesce(task_type, ledger_default_task_type(e.kind, e.type));
+    s.assigned_to := assigned_to;
+    s.tenant := ledger_tenant_of(e.tenant, e.metadata);
+    s.metadata := registers || ledger_writer_keys(e.id, e.type, e.type, false);
+    s.fold_newest := full_key;
+    s.fold_founding := full_key;
+    s.fold_owners := jsonb_object(names, array_fill(full_key::text, ARRAY[cardinality(names)]))
+        || jsonb_strip_nulls(jsonb_build_object(
+            'description', CASE WHEN description IS NOT NULL THEN full_key END,
+            'task_family', CASE WHEN task_family IS NOT NULL THEN full_key END,
+            'task_type', CASE WHEN task_type IS NOT NULL THEN full_key END,
+            'assigned_to', CASE WHEN assigned_to IS NOT NULL THEN full_key END));
+    RETURN s;
 END
 $$;
 
--- [from 20251204_fold_apply.sql]
 -- The fold of a set of events (their keys unique, as ids in the log are), one state per VTID,
 -- rendered as the row it would be on its own. Unreadable, skipped and the writer's own events
 -- are left out. Newest and founding by key; each register by the newest event that sets it.
@@ -39,102 +46,115 @@ $$;
 -- event's registers (usually nothing); the rest only for the events a row keeps (newest,
 -- founding, explicit column values, carriers of keys the newest lacks).
 --
+-- One statement of about 90 lines, not several functions: each step reads the one before it,
+-- and split into functions they would be planned apart and their results copied between them.
+--
 -- plpgsql, not SQL: before Postgres 18 a SQL function's statement is planned again at every
 -- call, which for one event costs more than folding it. The planner cannot know how many
--- events the array holds; every join here is an equality on
--- a key, which a hash join does in one pass at any size, so nested loops (quadratic) are
--- ruled out. That makes the plan look costly enough to be JIT-compiled on every call, which
--- costs more than the statement itself: JIT is off.
+-- events the array holds; every join here is an equality on a key, which a hash join does in
+-- one pass at any size, so nested loops (quadratic) and merge joins (a sort of each side) are
+-- ruled out: with them, a batch of 50,000 events took minutes instead of about a second. That
+-- makes the plan look costly enough to be JIT-compiled on every call, which costs more than
+-- the statement itself: JIT is off. work_mem lets each hash of a 50,000-event batch stay in
+-- memory (the backend peaks near 0.5 GB for such a batch: README, sizing); a generic plan
+-- saves planning it again for every batch.
 CREATE OR REPLACE FUNCTION ledger_fold(events ledger_event[]) RETURNS SETOF ledger_state
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET enable_nestloop = off SET enable_mergejoin = off SET jit = off SET work_mem = '256MB'
 SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
 RETURN QUERY
-WITH e AS MATERIALIZED (  -- narrow: what every event contributes to the aggregates
-    SELECT x.ordinality AS n, x.task_vtid AS vtid, x.key, x.metadata,
-        CASE WHEN x.metadata ?| '{description,summary}'
-            THEN ledger_meta_text(x.metadata, 'description', 'summary') END AS set_description,
-        CASE WHEN x.metadata ?| '{taskFamily,task_family}'
-            THEN ledger_meta_text(x.metadata, 'taskFamily', 'task_family') END AS set_task_family,
-        CASE WHEN x.metadata ?| '{taskType,task_type}'
-            THEN ledger_meta_text(x.metadata, 'taskType', 'task_type') END AS set_task_type,
-        CASE WHEN x.metadata ?| '{assignedTo,assigned_to,assignee}'
-            THEN ledger_meta_text(x.metadata, 'assignedTo', 'assigned_to', 'assignee')
+WITH readable AS MATERIALIZED (  -- narrow: what every event contributes to the aggregates
+    SELECT e.ordinality AS n, e.task_vtid AS vtid, e.key, e.metadata,
+        CASE WHEN e.metadata ?| '{description,summary}'
+            THEN ledger_meta_text(e.metadata, 'description', 'summary') END AS set_description,
+        CASE WHEN e.metadata ?| '{taskFamily,task_family}'
+            THEN ledger_meta_text(e.metadata, 'taskFamily', 'task_family') END AS set_task_family,
+        CASE WHEN e.metadata ?| '{taskType,task_type}'
+            THEN ledger_meta_text(e.metadata, 'taskType', 'task_type') END AS set_task_type,
+        CASE WHEN e.metadata ?| '{assignedTo,assigned_to,assignee}'
+            THEN ledger_meta_text(e.metadata, 'assignedTo', 'assigned_to', 'assignee')
         END AS set_assigned_to
-    FROM unnest(events) WITH ORDINALITY AS x
-    WHERE x.reason IS NULL AND x.task_vtid IS NOT NULL
-      AND NOT (x.service = 'oasis-projector' AND x.type IS NOT DISTINCT FROM 'ledger_sync')
+    FROM unnest(events) WITH ORDINALITY AS e
+    WHERE e.reason IS NULL AND e.task_vtid IS NOT NULL
+      AND NOT (e.service = 'oasis-projector' AND e.type IS NOT DISTINCT FROM 'ledger_sync')
 ),
-g AS MATERIALIZED (
+per_vtid AS MATERIALIZED (  -- each VTID's newest and founding keys, and each column's setter
     SELECT vtid, max(key) AS newest, min(key) AS founding,
         max(key) FILTER (WHERE set_description IS NOT NULL) AS description_key,
         max(key) FILTER (WHERE set_task_family IS NOT NULL) AS task_family_key,
         max(key) FILTER (WHERE set_task_type IS NOT NULL) AS task_type_key,
         max(key) FILTER (WHERE set_assigned_to IS NOT NULL) AS assigned_to_key
-    FROM e GROUP BY vtid
+    FROM readable GROUP BY vtid
 ),
-n AS MATERIALIZED (  -- each VTID's newest event's registers, and their names
-    SELECT g.*, r.registers, ARRAY(SELECT jsonb_object_keys(r.registers)) AS names
-    FROM g JOIN e ON e.key = g.newest,
-    LATERAL (SELECT ledger_meta_registers(e.metadata) AS registers) AS r
+newest_registers AS MATERIALIZED (  -- each VTID's newest event's registers, and their names
+    SELECT per_vtid.*, r.registers, ARRAY(SELECT jsonb_object_keys(r.registers)) AS names
+    FROM per_vtid JOIN readable ON readable.key = per_vtid.newest,
+    LATERAL (SELECT ledger_meta_registers(readable.metadata) AS registers) AS r
 ),
-x AS MATERIALIZED (  -- metadata keys only older events carry, each from the newest carrier
-    SELECT DISTINCT ON (e.vtid, r.key) e.vtid, r.key AS name, r.value, e.key, e.n
-    FROM e JOIN n ON n.vtid = e.vtid AND e.key <> n.newest,
-    LATERAL (SELECT e.metadata - n.names AS others) AS o,
+older_registers AS MATERIALIZED (  -- keys only older events carry, each from its newest carrier
+    SELECT DISTINCT ON (readable.vtid, r.key) readable.vtid, r.key AS name, r.value,
+        readable.key, readable.n
+    FROM readable
+    JOIN newest_registers AS nr ON nr.vtid = readable.vtid AND readable.key <> nr.newest,
+    LATERAL (SELECT readable.metadata - nr.names AS others) AS o,
     LATERAL jsonb_each(ledger_meta_registers(o.others)) AS r
     WHERE o.others <> '{}'
-    ORDER BY e.vtid, r.key, e.key DESC
+    ORDER BY readable.vtid, r.key, readable.key DESC
 ),
 kept AS MATERIALIZED (  -- the events a row keeps, in full, with their full keys
-    SELECT k.ordinality AS n, k.key,
-        k.key || ledger_digest(k.type, k.service, k.status, k.vtid, k.message, k.title, k.ref,
-            k.layer, k.module, k.kind, k.tenant, k.notes, k.metadata) AS full_key,
+    SELECT k.ordinality AS n, k.key, k.key || ledger_event_digest(events[k.ordinality]) AS full_key,
         k.id, k.created_at, k.type, k.service, k.mapped_status, k.title, k.message, k.layer,
         k.kind, k.tenant, k.metadata
     FROM unnest(events) WITH ORDINALITY AS k
     WHERE k.ordinality IN (
-        SELECT e.n FROM e JOIN (
-            SELECT v.k FROM g, LATERAL (VALUES (g.newest), (g.founding), (g.description_key),
-                (g.task_family_key), (g.task_type_key), (g.assigned_to_key)) AS v(k)
-            WHERE v.k IS NOT NULL
-            UNION SELECT x.key FROM x) AS w ON w.k = e.key)
+        SELECT readable.n FROM readable JOIN (
+            SELECT v.key FROM per_vtid, LATERAL (VALUES (per_vtid.newest), (per_vtid.founding),
+                (per_vtid.description_key), (per_vtid.task_family_key),
+                (per_vtid.task_type_key), (per_vtid.assigned_to_key)) AS v(key)
+            WHERE v.key IS NOT NULL
+            UNION SELECT older_registers.key FROM older_registers) AS wanted
+        ON wanted.key = readable.key)
 ),
-xs AS (
-    SELECT x.vtid, jsonb_object_agg(x.name, x.value) AS "values",
-        jsonb_object_agg(x.name, k.full_key) AS owners
-    FROM x JOIN kept AS k ON k.n = x.n GROUP BY x.vtid
+older_values AS (
+    SELECT older.vtid, jsonb_object_agg(older.name, older.value) AS "values",
+        jsonb_object_agg(older.name, carrier.full_key) AS owners
+    FROM older_registers AS older JOIN kept AS carrier ON carrier.n = older.n
+    GROUP BY older.vtid
 )
-SELECT n.vtid, nw.mapped_status, nw.service, ledger_environment_of(nw.metadata), nw.id,
-    nw.created_at,
-    coalesce(ledger_meta_text(d.metadata, 'description', 'summary'),
-        ledger_default_description(f.title, f.message, f.type)),
-    coalesce(ledger_meta_text(tf.metadata, 'taskFamily', 'task_family'), f.layer, 'auto'),
-    coalesce(ledger_meta_text(tt.metadata, 'taskType', 'task_type'),
-        ledger_default_task_type(f.kind, f.type)),
-    ledger_meta_text(a.metadata, 'assignedTo', 'assigned_to', 'assignee'),
-    ledger_tenant_of(f.tenant, f.metadata),
-    coalesce(xs."values", '{}') || n.registers
-        || ledger_writer_keys(f.id, f.type, nw.type, n.newest <> n.founding),
-    nw.full_key, f.full_key,
-    jsonb_object(n.names, array_fill(nw.full_key, ARRAY[cardinality(n.names)]))
-        || coalesce(xs.owners, '{}')
-        || jsonb_strip_nulls(jsonb_build_object('description', d.full_key,
-            'task_family', tf.full_key, 'task_type', tt.full_key, 'assigned_to', a.full_key)),
-    NULL::jsonb
-FROM n
-JOIN kept AS nw ON nw.key = n.newest
-JOIN kept AS f ON f.key = n.founding
-LEFT JOIN kept AS d ON d.key = n.description_key
-LEFT JOIN kept AS tf ON tf.key = n.task_family_key
-LEFT JOIN kept AS tt ON tt.key = n.task_type_key
-LEFT JOIN kept AS a ON a.key = n.assigned_to_key
-LEFT JOIN xs ON xs.vtid = n.vtid;
+SELECT nr.vtid, newest.mapped_status AS status, newest.service,
+    ledger_environment_of(newest.metadata) AS environment, newest.id AS last_event_id,
+    newest.created_at AS last_event_at,
+    coalesce(ledger_meta_text(described.metadata, 'description', 'summary'),
+        ledger_default_description(founding.title, founding.message, founding.type))
+        AS description,
+    coalesce(ledger_meta_text(family.metadata, 'taskFamily', 'task_family'), founding.layer,
+        'auto') AS task_family,
+    coalesce(ledger_meta_text(typed.metadata, 'taskType', 'task_type'),
+        ledger_default_task_type(founding.kind, founding.type)) AS task_type,
+    ledger_meta_text(assigned.metadata, 'assignedTo', 'assigned_to', 'assignee') AS assigned_to,
+    ledger_tenant_of(founding.tenant, founding.metadata) AS tenant,
+    coalesce(older_values."values", '{}') || nr.registers
+        || ledger_writer_keys(founding.id, founding.type, newest.type, nr.newest <> nr.founding)
+        AS metadata,
+    newest.full_key AS fold_newest, founding.full_key AS fold_founding,
+    jsonb_object(nr.names, array_fill(newest.full_key, ARRAY[cardinality(nr.names)]))
+        || coalesce(older_values.owners, '{}')
+        || jsonb_strip_nulls(jsonb_build_object('description', described.full_key,
+            'task_family', family.full_key, 'task_type', typed.full_key,
+            'assigned_to', assigned.full_key)) AS fold_owners,
+    NULL::jsonb AS fold_base
+FROM newest_registers AS nr
+JOIN kept AS newest ON newest.key = nr.newest
+JOIN kept AS founding ON founding.key = nr.founding
+LEFT JOIN kept AS described ON described.key = nr.description_key
+LEFT JOIN kept AS family ON family.key = nr.task_family_key
+LEFT JOIN kept AS typed ON typed.key = nr.task_type_key
+LEFT JOIN kept AS assigned ON assigned.key = nr.assigned_to_key
+LEFT JOIN older_values ON older_values.vtid = nr.vtid;
 END
 $$;
 
--- [from 20251204_fold_apply.sql]
 -- The key of the newest thing a row reflects: its fold_newest, or for a row another system
 -- made that no event has reached yet, its own last event (digest '~': an event with the very
 -- same time, priority and id is the one it already reflects, not a newer one).
@@ -145,7 +165,6 @@ SELECT coalesce(r.fold_newest, CASE WHEN r.fold_founding IS NULL AND r.last_even
         || '~' END) COLLATE "C"
 $$;
 
--- [from 20251208_one_edge.sql]
 -- What a row another system made was before any event: last_event_at written as
 -- ledger_time_text writes it, whatever the session's TimeZone.
 CREATE OR REPLACE FUNCTION ledger_base_of(r vtid_ledger) RETURNS jsonb
@@ -157,7 +176,6 @@ SELECT jsonb_build_object('status', r.status, 'service', r.service,
     'tenant', r.tenant, 'metadata', r.metadata)
 $$;
 
--- [from 20251204_fold_apply.sql]
 -- Does merging state b change row r? b's newest is newer, its founding older (a row the writer
 -- made), or it sets some register with a newer event. Cheap, so the UPSERT skips the write.
 CREATE OR REPLACE FUNCTION ledger_merge_changes(r vtid_ledger, b vtid_ledger) RETURNS boolean
@@ -176,9 +194,10 @@ BEGIN
 END
 $$;
 
--- [from 20251204_fold_apply.sql]
 -- Row r with state b merged in: per field, the greater key wins. Commutative, associative and
--- idempotent, so rows end up the same whatever order states are merged in.
+-- idempotent, so rows end up the same whatever order states are merged in. About 90 lines in
+-- one function: the newest side, the founding side, the registers and the writer's own keys
+-- depend on each other's outcome, and ledger_write calls it once per row it changes.
 CREATE OR REPLACE FUNCTION ledger_merge(r vtid_ledger, b vtid_ledger) RETURNS ledger_state
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
@@ -191,10 +210,22 @@ DECLARE
     founding_side vtid_ledger := r;
     founding_from_b boolean := false;
 BEGIN
-    m := ROW(r.vtid, r.status, r.service, r.environment, r.last_event_id, r.last_event_at,
-        r.description, r.task_family, r.task_type, r.assigned_to, r.tenant, r.metadata,
-        newest, r.fold_founding, coalesce(r.fold_owners, '{}'),
-        CASE WHEN NOT made_by_writer THEN coalesce(r.fold_base, ledger_base_of(r)) END);
+    m.vtid := r.vtid;
+    m.status := r.status;
+    m.service := r.service;
+    m.environment := r.environment;
+    m.last_event_id := r.last_event_id;
+    m.last_event_at := r.last_event_at;
+    m.description := r.description;
+    m.task_family := r.task_family;
+    m.task_type := r.task_type;
+    m.assigned_to := r.assigned_to;
+    m.tenant := r.tenant;
+    m.metadata := r.metadata;
+    m.fold_newest := newest;
+    m.fold_founding := r.fold_founding;
+    m.fold_owners := coalesce(r.fold_owners, '{}');
+    m.fold_base := CASE WHEN NOT made_by_writer THEN coalesce(r.fold_base, ledger_base_of(r)) END;
     IF b.fold_newest > coalesce(newest, '') THEN
         m.status := b.status; m.service := b.service; m.environment := b.environment;
         m.last_event_id := b.last_event_id; m.last_event_at := b.last_event_at;
@@ -233,10 +264,10 @@ BEGIN
     END IF;
     IF wins ? 'assigned_to' THEN m.assigned_to := b.assigned_to; END IF;
 
-    meta_wins := wins - '{description,task_family,task_type,assigned_to}'::text[];
+    meta_wins := wins - ledger_column_registers();
     IF meta_wins <> '{}' THEN
         IF b.fold_founding > coalesce(newest, '') THEN
-            meta_wins := b.metadata - '{autoCreated,sourceEvent,sourceType,lastEventType}'::text[];
+            meta_wins := b.metadata - ledger_writer_key_names();
         ELSE
             SELECT jsonb_object_agg(k, b.metadata -> k) INTO meta_wins
             FROM jsonb_object_keys(meta_wins) AS k;
@@ -262,7 +293,6 @@ BEGIN
 END
 $$;
 
--- [from 20251211_key_caps.sql]
 -- The metadata registers a row keeps: the 512 set by the newest events, ties by name; the
 -- rest leave fold_owners and metadata (a row another system made shows its own value of a
 -- key again). Column registers (description, task_family, task_type, assigned_to) are not
@@ -279,7 +309,7 @@ BEGIN
     END IF;
     SELECT array_agg(ranked.name) INTO dropped FROM (
         SELECT o.key AS name FROM jsonb_each_text(s.fold_owners) AS o
-        WHERE o.key NOT IN ('description', 'task_family', 'task_type', 'assigned_to')
+        WHERE o.key <> ALL (ledger_column_registers())
         ORDER BY o.value COLLATE "C" DESC, o.key COLLATE "C"
         OFFSET 512) AS ranked;
     IF dropped IS NULL THEN
@@ -298,10 +328,10 @@ BEGIN
 END
 $$;
 
--- [from 20251213_rebuild.sql]
--- Write states into the ledger (see 20251211_key_caps.sql). New: each row records the rules
--- version it was folded under. A row folded from nothing takes the current version; a row
--- already folded under an older one keeps that (part of it is still the old rules' work).
+-- Write states into the ledger: one INSERT … ON CONFLICT for all of them, in VTID order, which
+-- merges each into its row and skips the write where nothing changes. Each row records the
+-- rules version it was folded under: a row folded from nothing takes the current version; a
+-- row already folded under an older one keeps that (part of it is still the old rules' work).
 CREATE OR REPLACE FUNCTION ledger_write(states ledger_state[])
 RETURNS TABLE (vtid text, created boolean)
 LANGUAGE plpgsql AS $$
@@ -329,15 +359,14 @@ RETURNING l.vtid, l.xmax = 0;
 END
 $$;
 
--- [from 20251213_rebuild.sql]
--- A row as a ledger_state (the fold's part of it), and a ledger_state as a row of vtid_ledger
--- (other columns NULL): the rebuild keeps its shadow as states, and ledger_merge merges rows.
+-- A ledger_state as a row of vtid_ledger (other columns NULL), by column name: the rebuild
+-- keeps its shadow as states, and ledger_merge merges rows.
 CREATE OR REPLACE FUNCTION ledger_state_row(s ledger_state) RETURNS vtid_ledger
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
 SELECT jsonb_populate_record(NULL::vtid_ledger, to_jsonb(s))
 $$;
 
--- [from 20251204_fold_apply.sql]
+
 -- Fold events into the ledger: one event (the event function) needs no aggregation; a batch
 -- (the sweep) is folded set-based. Either way the states go through ledger_write.
 CREATE OR REPLACE FUNCTION ledger_apply_events(events ledger_event[])
@@ -352,4 +381,50 @@ BEGIN
         RETURN QUERY SELECT * FROM ledger_write(ARRAY(SELECT f FROM ledger_fold(events) AS f));
     END IF;
 END
+$$;
+
+-- What applying an event of a batch did to its row, counted as if each VTID's events were
+-- applied one at a time in the fold's order: 'created' (the oldest event of a VTID that had no
+-- row), 'updated' (newer than the row; older than the founding event of a row the writer made;
+-- or setting a register with a newer event than the row's) or 'stale'. `before_*` are
+-- the row as it was before the batch (NULL: there was none); `written`, whether the batch
+-- wrote it. `event_full_key` is the key with its digest: the caller passes the expression and,
+-- this function being inlined, it is computed only where a comparison needs it (the digest
+-- tells apart events of one time, priority and id; keys are prefix-free, so elsewhere it cannot
+-- change a comparison). A set-returning function called in FROM, so that Postgres inlines it,
+-- EXISTS and all; as a scalar function it was not (50 µs a call, measured).
+CREATE OR REPLACE FUNCTION ledger_event_outcome(event_key text, event_full_key text,
+    event_metadata jsonb, oldest_key text, had_row boolean, before_newest text,
+    before_founding text, before_owners jsonb, written boolean)
+RETURNS TABLE (outcome text) LANGUAGE sql STABLE PARALLEL SAFE AS $$
+SELECT CASE
+    WHEN NOT written THEN 'stale'
+    WHEN NOT had_row THEN CASE WHEN event_key = oldest_key THEN 'created' ELSE 'updated' END
+    WHEN comparable.key > coalesce(before_newest COLLATE "C", '') THEN 'updated'
+    WHEN before_founding IS NOT NULL AND event_key = oldest_key
+        AND comparable.key < before_founding COLLATE "C" THEN 'updated'
+    -- older than its row (rare): does it set a register with a newer event?
+    WHEN EXISTS (
+        SELECT 1 FROM (
+            SELECT jsonb_object_keys(ledger_meta_registers(event_metadata))
+            UNION ALL
+            SELECT column_register FROM unnest(ARRAY[
+                CASE WHEN ledger_meta_text(event_metadata, 'description', 'summary')
+                    IS NOT NULL THEN 'description' END,
+                CASE WHEN ledger_meta_text(event_metadata, 'taskFamily', 'task_family')
+                    IS NOT NULL THEN 'task_family' END,
+                CASE WHEN ledger_meta_text(event_metadata, 'taskType', 'task_type')
+                    IS NOT NULL THEN 'task_type' END,
+                CASE WHEN ledger_meta_text(event_metadata, 'assignedTo', 'assigned_to',
+                    'assignee') IS NOT NULL THEN 'assigned_to' END]) AS column_register
+        ) AS registers(name)
+        WHERE registers.name IS NOT NULL
+          AND event_full_key COLLATE "C"
+              > coalesce((before_owners ->> registers.name) COLLATE "C", ''))
+        THEN 'updated'
+    ELSE 'stale'
+END
+FROM (SELECT CASE WHEN starts_with(before_newest, event_key)
+        OR starts_with(before_founding, event_key)
+    THEN event_full_key ELSE event_key END COLLATE "C" AS key) AS comparable
 $$;

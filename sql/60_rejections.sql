@@ -1,4 +1,6 @@
--- [from 20251210_rejections_retention.sql]
+-- Rejected events (docs/behaviour.md §6): recorded once per source and payload, never
+-- dropped silently, pruned after the retention.
+
 -- A rejection whose payload the caller already cut to its prefix (a push of many megabytes
 -- need not travel whole to be recorded): the full size, its SHA-256 and the fingerprint (of
 -- source and full payload, so redeliveries are recorded once) come with it.
@@ -16,7 +18,6 @@ BEGIN
 END
 $$;
 
--- [from 20251210_rejections_retention.sql]
 -- A rejected event, kept with (the first 64 KiB of) its raw payload: one row per
 -- (source, payload).
 CREATE OR REPLACE FUNCTION ledger_reject(source text, reason text, raw bytea, event_id text,
@@ -30,7 +31,6 @@ BEGIN
 END
 $$;
 
--- [from 20251210_rejections_retention.sql]
 -- Rejections older than the retention, removed a bounded number at a time (the sweep calls
 -- this after each run; a backlog goes in a few runs). Returns how many went.
 CREATE OR REPLACE FUNCTION ledger_prune_rejections(max_rows integer DEFAULT 10000)

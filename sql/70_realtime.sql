@@ -1,4 +1,5 @@
--- [from 20251204_fold_apply.sql]
+-- The real-time path: a pushed event, or a batch of them (group commit), applied and counted.
+
 -- The real-time path's counters (projector vtid_ledger_sync), one shard per connection, so
 -- concurrent instances do not queue on one row. A delivery attempt
 -- above 1 means an earlier attempt failed or timed out: a rising count is what precedes dead
@@ -50,13 +51,7 @@ BEGIN
 END
 $$;
 
--- [from 20251212_group_commit.sql]
--- Group commit on the real-time path (docs/behaviour.md §5): the deliveries that arrived at one
--- process while its previous statement was in flight are applied by one statement and one
--- commit, with the same batch fold as the sweep (ledger_fold), and each gets its own outcome.
-
--- The real-time counters for many events at once (one UPDATE of the connection's shard; see
--- ledger_count_realtime in 20251204_fold_apply.sql for one).
+-- The real-time counters for many events at once (one UPDATE of the connection's shard).
 CREATE OR REPLACE FUNCTION ledger_count_realtime_many(outcomes text[],
     event_times timestamptz[], publish_times timestamptz[], attempts integer[])
 RETURNS void
@@ -102,9 +97,8 @@ BEGIN
 END
 $$;
 
--- [from 20251209_hardening.sql]
--- The real-time path (see 20251204_fold_apply.sql): one pushed event. New: an event dated
--- more than the tolerance after its publish time is rejected.
+-- One pushed event: decoded, judged against its publish time (an event dated more than the
+-- tolerance after it is rejected), applied with the single-event state, counted.
 CREATE OR REPLACE FUNCTION ledger_apply_event(payload text, message_id text,
     publish_time timestamptz, delivery_attempt integer)
 RETURNS TABLE (outcome text, vtid text, event_id text, reason text)
@@ -136,46 +130,14 @@ BEGIN
 END
 $$;
 
--- [from 20251212_group_commit.sql]
--- The outcome of one event of a batch, as if each VTID's events were applied one at a time in
--- the fold's order (oldest key first), which is how the sweep counts too: created (the oldest
--- event of a VTID that had no row), updated (newer than the row; older than the founding event
--- of a row the writer made; or setting a register with a newer event than the row's), else
--- stale. `written`: the batch changed the row. `full_key`: the event's key with its digest,
--- needed only where its (time, priority, id) equals the row's newest or founding.
-CREATE OR REPLACE FUNCTION ledger_batch_outcome(e ledger_event, full_key text,
-    oldest_key text, had_row boolean, row_newest text, row_founding text, row_owners jsonb,
-    written boolean) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-SELECT CASE
-    WHEN NOT written THEN 'stale'
-    WHEN NOT had_row THEN CASE WHEN e.key = oldest_key THEN 'created' ELSE 'updated' END
-    WHEN full_key COLLATE "C" > coalesce(row_newest, '') COLLATE "C" THEN 'updated'
-    WHEN row_founding IS NOT NULL AND e.key = oldest_key
-        AND full_key COLLATE "C" < row_founding COLLATE "C" THEN 'updated'
-    WHEN EXISTS (
-        SELECT 1 FROM (
-            SELECT jsonb_object_keys(ledger_meta_registers(e.metadata))
-            UNION ALL
-            SELECT n FROM unnest(ARRAY[
-                CASE WHEN ledger_meta_text(e.metadata, 'description', 'summary')
-                    IS NOT NULL THEN 'description' END,
-                CASE WHEN ledger_meta_text(e.metadata, 'taskFamily', 'task_family')
-                    IS NOT NULL THEN 'task_family' END,
-                CASE WHEN ledger_meta_text(e.metadata, 'taskType', 'task_type')
-                    IS NOT NULL THEN 'task_type' END,
-                CASE WHEN ledger_meta_text(e.metadata, 'assignedTo', 'assigned_to',
-                    'assignee') IS NOT NULL THEN 'assigned_to' END]) AS n
-        ) AS registers(name)
-        WHERE registers.name IS NOT NULL
-          AND full_key COLLATE "C" > coalesce(row_owners ->> registers.name, '') COLLATE "C")
-        THEN 'updated'
-    ELSE 'stale'
-END
-$$;
+-- Gone: the scalar outcome function (see ledger_event_outcome).
+DROP FUNCTION IF EXISTS ledger_batch_outcome(ledger_event, text, text, boolean, text, text, jsonb,
+    boolean);
 
--- [from 20251215_group_commit_cheaper.sql]
--- The deliveries of one batch (see 20251212_group_commit.sql), decoded once each.
+-- Group commit (docs/behaviour.md §5): the deliveries that arrived at one process while its
+-- previous statement was in flight, applied by one statement and one commit with the sweep's
+-- batch fold (ledger_fold); each gets its own outcome, as if applied one at a time. Copies of
+-- one event count once; events that share a key but not a digest are merged on their own.
 CREATE OR REPLACE FUNCTION ledger_apply_batch(payloads text[], message_ids text[],
     publish_times timestamptz[], attempts integer[])
 RETURNS TABLE (n integer, outcome text, vtid text, event_id text, reason text)
@@ -250,14 +212,18 @@ BEGIN
     SELECT array_agg(r.n), array_agg(CASE
             WHEN r.copy > 1 THEN 'stale'
             WHEN r.variant > 1 THEN NULL  -- merged on its own below
-            ELSE ledger_batch_outcome(r.e, r.full_key, o.key, b.vtid IS NOT NULL, b.newest,
-                b.founding, b.owners, f.vtid IS NOT NULL)
+            ELSE result.outcome
         END)
     INTO good_n, good_outcomes
     FROM ranked AS r
     LEFT JOIN oldest AS o ON o.vtid = r.vtid
     LEFT JOIN before_batch AS b ON b.vtid = r.vtid
-    LEFT JOIN folded AS f ON f.vtid = r.vtid;
+    LEFT JOIN folded AS f ON f.vtid = r.vtid,
+    LATERAL ledger_event_outcome(event_key => r.key, event_full_key => r.full_key,
+        event_metadata => (r.e).metadata, oldest_key => o.key,
+        had_row => b.vtid IS NOT NULL, before_newest => b.newest,
+        before_founding => b.founding, before_owners => b.owners,
+        written => f.vtid IS NOT NULL) AS result;
 
     FOR i IN 1 .. coalesce(cardinality(good_n), 0) LOOP
         outcomes[good_n[i]] := good_outcomes[i];

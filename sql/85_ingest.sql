@@ -1,7 +1,10 @@
--- [from 20251209_hardening.sql]
--- Ingest (see 20251208_one_edge.sql). New: refuses a time from the future, the writer's own
--- identity, and an id that holds other content (outcome conflict: 409); stores the time it
--- received the event as stored_at.
+-- Ingest: events given over HTTP, stored in the log.
+
+-- One event given to POST /api/v1/events/ingest: decoded by the rules every path uses, refused
+-- (and recorded) when it cannot be read, is from the future, claims the writer's own identity
+-- or reuses an id that holds other content (outcome conflict: 409); else stored with the time
+-- it was received as stored_at. Returns the stored event's canonical JSON text (`wire`), which
+-- is what ingest publishes: never a value a client parses and prints again (1.50 would be 1.5).
 CREATE OR REPLACE FUNCTION ledger_ingest_event(payload text, received_at timestamptz)
 RETURNS TABLE (outcome text, event_id text, reason text, wire text, event_type text)
 LANGUAGE plpgsql AS $$
@@ -58,10 +61,7 @@ BEGIN
     new_digest := ledger_event_digest(e);
     SELECT ledger_event_digest(d), d.created_at INTO stored_digest, stored_at
     FROM oasis_events AS o,
-    LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
-        o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
-        o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text,
-        o.kind::text, o.title::text, o.ref::text, NULL) AS d
+    LATERAL ledger_decode_row(o) AS d
     WHERE o.id::text = e.id;
     IF stored_digest IS NOT DISTINCT FROM new_digest AND (stored_at = e.created_at
         OR coalesce(body ->> 'created_at', body ->> 'createdAt', '') = '') THEN
@@ -76,7 +76,6 @@ BEGIN
 END
 $$;
 
--- [from 20251214_operator_day.sql]
 -- Ingest's answer for a refused event without an id of its own: no id (ledger_ingest_event makes
 -- one up to decode the event, and answered with it, as if something had been stored).
 CREATE OR REPLACE FUNCTION ledger_ingest_request(payload text, received_at timestamptz)

@@ -1,4 +1,6 @@
--- [from 20251213_rebuild.sql]
+-- Rebuild (docs/operations.md): the ledger folded again from the log beside the live table,
+-- then made equal to it in one transaction; or one task's row.
+
 -- Rows folded under rules older than the current ones (made by the writer, or another
 -- system's rows events have reached).
 CREATE OR REPLACE FUNCTION ledger_outdated_rows() RETURNS bigint
@@ -8,7 +10,6 @@ WHERE (fold_founding IS NOT NULL OR fold_base IS NOT NULL)
   AND fold_rules IS DISTINCT FROM ledger_rules_version()
 $$;
 
--- [from 20251213_rebuild.sql]
 -- The rebuild's shadow: one ledger_state per task, in a temporary table of the session that
 -- rebuilds (it vanishes with it). Rows other systems made go in first, as they were before any
 -- event; `only_vtid` limits it to one task.
@@ -42,7 +43,6 @@ BEGIN
 END
 $$;
 
--- [from 20251213_rebuild.sql]
 -- Fold decoded events into the shadow: one state per task (ledger_fold), merged with what the
 -- shadow holds (ledger_merge, as ledger_write merges into a row), capped.
 CREATE OR REPLACE FUNCTION ledger_rebuild_fold(events ledger_event[]) RETURNS void
@@ -62,7 +62,6 @@ BEGIN
 END
 $$;
 
--- [from 20251213_rebuild.sql]
 -- The log's next batch after a position, in commit order below the snapshot horizon, folded
 -- into the shadow; returns how many were read and the position reached.
 CREATE OR REPLACE FUNCTION ledger_rebuild_batch(after_tx xid8, after_seq bigint,
@@ -79,14 +78,10 @@ BEGIN
     DELETE FROM pg_temp.ledger_rebuild_read;
     INSERT INTO pg_temp.ledger_rebuild_read
     SELECT o.tx_id, o.seq, d
-    FROM (SELECT * FROM oasis_events AS o
-          WHERE (o.tx_id, o.seq) > (after_tx, after_seq)
-            AND o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY o.tx_id, o.seq LIMIT batch_size) AS o,
-    LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
-        o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
-        o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text,
-        o.kind::text, o.title::text, o.ref::text, o.stored_at) AS d;
+    FROM oasis_events AS o, LATERAL ledger_decode_row(o) AS d
+    WHERE (o.tx_id, o.seq) > (after_tx, after_seq)
+      AND o.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY o.tx_id, o.seq LIMIT batch_size;
     events := ARRAY(SELECT r.e FROM pg_temp.ledger_rebuild_read AS r
         WHERE (r.e).reason IS NULL AND (r.e).task_vtid IS NOT NULL
           AND NOT ((r.e).service = 'oasis-projector'
@@ -98,7 +93,6 @@ BEGIN
 END
 $$;
 
--- [from 20251213_rebuild.sql]
 -- One task's events, found through the log's index on their VTID, folded into the shadow.
 CREATE OR REPLACE FUNCTION ledger_rebuild_task(task text) RETURNS bigint
 LANGUAGE plpgsql AS $$
@@ -107,10 +101,7 @@ DECLARE
 BEGIN
     events := ARRAY(
         SELECT d FROM oasis_events AS o,
-        LATERAL ledger_decode_row(o.seq, o.id::text, o.created_at, o.vtid::text, o.topic::text,
-            o.event::text, o.service::text, o.source::text, o.status::text, o.message::text,
-            o.notes::text, o.metadata, o.tenant::text, o.layer::text, o.module::text,
-            o.kind::text, o.title::text, o.ref::text, o.stored_at) AS d
+        LATERAL ledger_decode_row(o) AS d
         WHERE ledger_row_vtid(o.vtid::text, o.metadata, o.ref::text, o.message::text) = task
           AND d.reason IS NULL AND d.task_vtid = task
           AND NOT (d.service = 'oasis-projector' AND d.type IS NOT DISTINCT FROM 'ledger_sync'));
@@ -119,7 +110,6 @@ BEGIN
 END
 $$;
 
--- [from 20251213_rebuild.sql]
 -- The last step of a rebuild, in the caller's one transaction: make the live table equal to
 -- the shadow. Rows that differ are updated, missing ones inserted, rows the writer made that
 -- the log no longer supports deleted; a row another system made that the shadow does not hold

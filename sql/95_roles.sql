@@ -1,4 +1,15 @@
--- [from 20251207_roles.sql]
+-- Least privilege without hand-written GRANTs: two group roles, granted to the functions'
+-- database users with one command (`python -m ledger grant --writer U --operator U`).
+--   vtid_ledger_writer    the event function: reads the log, writes the ledger, its counters
+--                         and rejections. It cannot drop, truncate or alter anything.
+--   vtid_ledger_operator  the HTTP function and operators' CLI: the writer's rights, and the
+--                         sweep's (its offset, the ledger_sync events), ingest's (insert into the
+--                         log), rebuild's (delete the ledger rows the writer made) and pruning
+--                         rejections.
+-- Neither owns anything; the tables belong to whoever ran the migrations. Roles are
+-- cluster-wide and creating them needs CREATEROLE: a migrating user without it creates nothing
+-- here, and `grant` (run as a user with it, such as postgres on Cloud SQL) does it later.
+
 -- Creates the two roles if they are missing; false when the current user may not.
 CREATE OR REPLACE FUNCTION ledger_ensure_roles() RETURNS boolean
 LANGUAGE plpgsql AS $$
@@ -23,8 +34,7 @@ BEGIN
 END
 $$;
 
--- [from 20251210_rejections_retention.sql]
--- The operator role prunes (see 20251207_roles.sql, which this redefines).
+-- Grants each role its rights on this schema's tables and sequences.
 CREATE OR REPLACE FUNCTION ledger_grant_roles() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -51,7 +61,6 @@ BEGIN
 END
 $$;
 
--- [from 20251207_roles.sql]
 -- Grants membership of one of the two roles, quoting both names.
 CREATE OR REPLACE FUNCTION ledger_grant_membership(role text, member text) RETURNS void
 LANGUAGE plpgsql AS $$
