@@ -28,14 +28,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.sweep_throughput import LOAD, server_url
+from sweep_throughput import LOAD, server_url
+
 from ledger.config import Settings
 from ledger.db import Database, Session, text_array
 from ledger.migrate import migrate
 
+ROOT = Path(__file__).resolve().parent.parent
 BEFORE = ROOT / "tests" / "data" / "migrations-2025-12-15.tar.gz"
 RESET = """
 TRUNCATE vtid_ledger, ledger_rejections, projector_progress;
