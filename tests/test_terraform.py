@@ -520,7 +520,8 @@ LOGGED = {  # log-based metric => what the code logs, which a change there must 
     "sweep_lag": ('"sweep finished"', "jsonPayload.lag_seconds"),
     "sweep_backlog": ('"sweep finished"', "jsonPayload.backlog"),
     "events_applied": ('"event applied"', "jsonPayload.outcome"),
-    "events_rejected": ('"event rejected"', "jsonPayload.source"),
+    # Sums each line's count of rejected events (tests/test_log_metrics.py runs the paths).
+    "rejected_events": ('"events rejected"', "EXTRACT(jsonPayload.rejected)"),
     # Cloud Run's agent moves a line's httpRequest into the LogEntry's own field.
     "ingest_requests": ("/api/v1/events/ingest", "EXTRACT(httpRequest.status)"),
     "sweep_failures": ('"sweep failed"', ""),
@@ -543,18 +544,37 @@ def test_the_dashboard_shows_ingest_realtime_sweep_rejections_and_dead_letters(
 ) -> None:
     dashboard = json.loads(one(module, "google_monitoring_dashboard", "ledger")["dashboard_json"])
     tiles = dashboard["mosaicLayout"]["tiles"]
-    charts = [t["widget"]["xyChart"]["dataSets"][0]["timeSeriesQuery"] for t in tiles]
-    filters = [chart["timeSeriesFilter"]["filter"] for chart in charts]
+    queries = [json.dumps(t["widget"]["xyChart"]["dataSets"][0]["timeSeriesQuery"]) for t in tiles]
     for wanted in (
         "ingest-requests",
         "events-applied",
-        "events-rejected",
+        "logging_googleapis_com:user_vtid_ledger_rejected_events_sum",
         "sweep-lag-seconds",
         "sweep-backlog-events",
         "num_undelivered_messages",
     ):
-        assert any(wanted in f for f in filters), wanted  # fmt: skip
-    assert len({(t["xPos"], t["yPos"]) for t in tiles}) == len(tiles)  # no tile hides another
+        assert any(wanted in q for q in queries), wanted  # fmt: skip
+    places = {(t.get("xPos", 0), t.get("yPos", 0)) for t in tiles}
+    assert len(places) == len(tiles)  # no tile hides another
+
+
+def test_the_dashboard_json_is_what_the_api_returns(load: Callable[..., Module]) -> None:
+    """The Monitoring API drops fields that hold their proto3 default (xPos/yPos 0, an empty
+    groupByFields), and the provider then shows a change on every plan (upstream #16173)."""
+    for prefix in ("vtid-ledger", "ops-ledger-2"):
+        dashboard = json.loads(
+            one(load(name_prefix=prefix), "google_monitoring_dashboard", "ledger")["dashboard_json"]
+        )
+        defaults = [
+            (key, value)
+            for key, value in walk(dashboard)
+            if value in (0, "", [], {}, False, None) and value is not True
+        ]
+        assert defaults == [], defaults
+        tiles = dashboard["mosaicLayout"]["tiles"]
+        assert [(t.get("xPos"), t.get("yPos")) for t in tiles] == [
+            (None, None), (6, None), (None, 4), (6, 4), (None, 8), (6, 8),
+        ]  # fmt: skip
 
 
 def plan_variables(tmp_path: Path, **values: Any) -> subprocess.CompletedProcess[str]:
