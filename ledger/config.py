@@ -49,6 +49,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+IP_TYPES = ("PUBLIC", "PRIVATE", "PSC")
+
+
+def _ip_type(env: Mapping[str, str]) -> str:
+    raw = env.get("DB_IP_TYPE", "").strip().upper()
+    if not raw:
+        return "PRIVATE" if _bool(env, "DB_PRIVATE_IP", False) else "PUBLIC"
+    if raw not in IP_TYPES:
+        raise ConfigError(f"DB_IP_TYPE must be PUBLIC, PRIVATE or PSC, got {raw!r}")
+    return raw
+
+
 def _opt(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
@@ -67,7 +79,10 @@ class Settings:
     db_user: str | None = None
     db_pass: str | None = None
     db_iam_auth: bool = True
-    db_private_ip: bool = False
+    db_ip_type: str = "PUBLIC"
+    """DB_IP_TYPE: which of the instance's addresses the Cloud SQL connector uses: PUBLIC,
+    PRIVATE or PSC (Terraform sets it from database_network); DB_PRIVATE_IP=true, the older
+    spelling, means PRIVATE."""
     db_schema: str | None = None
     db_pool_size: int = 4
     data_dir: Path = DEFAULT_DATA_DIR
@@ -99,7 +114,7 @@ class Settings:
             db_user=_opt(env, "DB_USER"),
             db_pass=_opt(env, "DB_PASS"),
             db_iam_auth=_bool(env, "DB_IAM_AUTH", True),
-            db_private_ip=_bool(env, "DB_PRIVATE_IP", False),
+            db_ip_type=_ip_type(env),
             db_schema=_opt(env, "LEDGER_DB_SCHEMA"),
             db_pool_size=_int(env, "DB_POOL_SIZE", 4, 1, 100),
             data_dir=Path(_opt(env, "LEDGER_DATA_DIR") or DEFAULT_DATA_DIR).resolve(),

@@ -173,8 +173,7 @@ def _cloud_sql_connect(settings: Settings) -> CoreConnection:
             quiet_python_version_notices()
             from google.cloud.sql.connector import Connector, IPTypes
 
-            ip_type = IPTypes.PRIVATE if settings.db_private_ip else IPTypes.PUBLIC
-            _connector = Connector(refresh_strategy="lazy", ip_type=ip_type)
+            _connector = Connector(refresh_strategy="lazy", ip_type=IPTypes[settings.db_ip_type])
     kwargs: dict[str, Any] = {"user": settings.db_user, "db": settings.db_name}
     if settings.db_pass:
         kwargs["password"] = settings.db_pass

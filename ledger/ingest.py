@@ -63,7 +63,7 @@ class Ingested:
 
 def _record(db: Database, raw: bytes, reason: str) -> Ingested:
     db.run(lambda s: ledger_rejections.record(s, source=SOURCE, reason=reason, raw=raw))
-    log.warning("event rejected", extra={"reason": reason, "source": SOURCE})
+    log.warning("event rejected", extra={"reason": reason, "source": SOURCE, "rejected": 1})
     return Ingested("rejected", reason=reason)
 
 
@@ -71,7 +71,8 @@ def _stored(row: dict[str, Any], *, quiet: bool = False) -> Ingested:
     if row["outcome"] in ("rejected", "conflict") and not quiet:
         log.warning(
             f"event {row['outcome']}",
-            extra={"reason": row["reason"], "event_id": row["event_id"], "source": SOURCE},
+            extra={"reason": row["reason"], "event_id": row["event_id"], "source": SOURCE}
+            | ({"rejected": 1} if row["outcome"] == "rejected" else {}),
         )
     return Ingested(
         row["outcome"],

@@ -49,7 +49,13 @@ def _reject(db: Database, reason: str, raw: bytes, message_id: str | None) -> Ou
     db.run(lambda s: ledger_rejections.record_pushed(s, reason, raw, event_id, message_id))
     log.warning(
         "event rejected",
-        extra={"reason": reason, "event_id": event_id, "message_id": message_id, "source": SOURCE},
+        extra={
+            "reason": reason,
+            "event_id": event_id,
+            "message_id": message_id,
+            "source": SOURCE,
+            "rejected": 1,
+        },
     )
     return Outcome.REJECTED
 
@@ -81,7 +87,10 @@ def handle_message(db: Database, message: Message) -> Outcome:
     outcome = Outcome(row["outcome"])
     fields = {"event_id": row["event_id"], "vtid": row["vtid"], "outcome": outcome.value}
     if outcome is Outcome.REJECTED:
-        log.warning("event rejected", extra={**fields, "reason": row["reason"], "source": SOURCE})
+        log.warning(
+            "event rejected",
+            extra={**fields, "reason": row["reason"], "source": SOURCE, "rejected": 1},
+        )
     else:
         log.info("event applied", extra=fields)
     return outcome
@@ -104,7 +113,7 @@ def handle_cloud_event(
     except BadMessage as exc:
         reason, raw = exc.reason, exc.raw
         db.run(lambda s: ledger_rejections.record_pushed(s, reason, raw, None, None))
-        log.warning("message rejected", extra={"reason": reason, "source": SOURCE})
+        log.warning("message rejected", extra={"reason": reason, "source": SOURCE, "rejected": 1})
         return Outcome.REJECTED
     attempt = message.delivery_attempt or delivery_attempt(request_body)
     return handle_message(db, replace(message, delivery_attempt=attempt))

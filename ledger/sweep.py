@@ -96,6 +96,8 @@ def apply_batch(session: Session, batch_size: int) -> Batch:
         except Refused as exc:
             reason = f"database refused the event: {exc.reason}"
             [refused] = session.call(REJECT_NEXT, reason=reason)
+            # No `rejected` count here: the batch's "events rejected" line counts this event
+            # too, and the log-based metric sums that field, so each event counts once.
             log.warning("event rejected", extra={"reason": reason, **refused, "source": "sweep"})
             one = Batch(1, Counters(processed=1, errors=1))
         if one.read == 0:
@@ -144,10 +146,11 @@ def _run(
             break
         result.add(batch)
         if batch.counters.errors:
-            # Decoded and recorded inside the batch statement; the reasons are in the table.
+            # Recorded inside the batch statement (or one by one when Postgres refused one);
+            # the reasons are in the table. `rejected` is what the log-based metric sums.
             log.warning(
                 "events rejected",
-                extra={"count": batch.counters.errors, "source": "sweep",
+                extra={"rejected": batch.counters.errors, "source": "sweep",
                        "see": "python -m ledger rejections, or table ledger_rejections"},
             )  # fmt: skip
         if on_batch is not None:

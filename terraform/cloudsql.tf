@@ -26,11 +26,23 @@ resource "google_sql_database_instance" "ledger" {
       }
     }
 
-    # Public IP without authorized networks: only the Cloud SQL connector (IAM-authorised, mTLS
-    # with its own client certificates) can reach it; no network is ever trusted.
+    # By default a public IP without authorized networks: only the Cloud SQL connector
+    # (IAM-authorised, mTLS with its own client certificates) can reach it; no network is ever
+    # trusted. database_network offers a private IP or Private Service Connect instead, for
+    # organisations that enforce constraints/sql.restrictPublicIp.
     ip_configuration {
-      ipv4_enabled = true
-      ssl_mode     = "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+      ipv4_enabled       = var.database_network.public_ipv4
+      private_network    = try(var.database_network.psa_config.private_network, null)
+      allocated_ip_range = try(var.database_network.psa_config.allocated_ip_range, null)
+      ssl_mode           = "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+
+      dynamic "psc_config" {
+        for_each = local.database_psc_config
+        content {
+          psc_enabled               = psc_config.value.psc_enabled
+          allowed_consumer_projects = psc_config.value.allowed_consumer_projects
+        }
+      }
     }
 
     database_flags {
@@ -140,4 +152,16 @@ resource "google_sql_user" "http_function" {
   instance = google_sql_database_instance.ledger.name
   name     = trimsuffix(google_service_account.http_function.email, ".gserviceaccount.com")
   type     = "CLOUD_IAM_SERVICE_ACCOUNT"
+}
+
+# Operators log in as themselves (audit logs name them), not as a shared postgres: each user:,
+# serviceAccount: or group: of `operators` is an IAM database user. Cloud SQL names a service
+# account's user by its email without ".gserviceaccount.com" (Postgres limits names to 63
+# bytes); a group's members log in with their own emails and inherit the group's grants.
+resource "google_sql_user" "operators" {
+  for_each = local.operator_database_users
+  project  = var.project_id
+  instance = google_sql_database_instance.ledger.name
+  name     = each.value.name
+  type     = each.value.type
 }

@@ -6,6 +6,7 @@ locals {
     INSTANCE_CONNECTION_NAME = google_sql_database_instance.ledger.connection_name
     DB_NAME                  = google_sql_database.ledger.name
     DB_IAM_AUTH              = "true"
+    DB_IP_TYPE               = local.database_ip_type
     GOOGLE_CLOUD_PROJECT     = var.project_id
   }
 }
@@ -39,6 +40,8 @@ resource "google_cloudfunctions2_function" "event" {
     available_cpu                    = var.event_function.cpu
     timeout_seconds                  = local.event_timeout_seconds
     ingress_settings                 = var.event_function.ingress
+    vpc_connector                    = try(var.vpc_connector.name, null)
+    vpc_connector_egress_settings    = try(var.vpc_connector.egress_settings, null)
     all_traffic_on_latest_revision   = true
     environment_variables = merge(local.database_env, {
       DB_USER      = trimsuffix(google_service_account.event_function.email, ".gserviceaccount.com")
@@ -51,6 +54,12 @@ resource "google_cloudfunctions2_function" "event" {
     precondition {
       condition     = local.connections_needed <= local.connection_budget
       error_message = "max_instances x pool_size of both functions exceeds database_max_connections - database_reserved_connections."
+    }
+    precondition {
+      # A private IP or a PSC endpoint is an address in a VPC, which a function reaches only
+      # through a connector.
+      condition     = local.database_ip_type == "PUBLIC" || var.vpc_connector != null
+      error_message = "database_network without public_ipv4 needs vpc_connector: the functions reach a private IP or a PSC endpoint only through the VPC."
     }
   }
 
@@ -86,6 +95,8 @@ resource "google_cloudfunctions2_function" "http" {
     available_cpu                    = var.http_function.cpu
     timeout_seconds                  = local.http_timeout_seconds
     ingress_settings                 = var.http_function.ingress
+    vpc_connector                    = try(var.vpc_connector.name, null)
+    vpc_connector_egress_settings    = try(var.vpc_connector.egress_settings, null)
     all_traffic_on_latest_revision   = true
     environment_variables = merge(local.database_env, {
       DB_USER             = trimsuffix(google_service_account.http_function.email, ".gserviceaccount.com")
@@ -101,6 +112,12 @@ resource "google_cloudfunctions2_function" "http" {
     precondition {
       condition     = local.connections_needed <= local.connection_budget
       error_message = "max_instances x pool_size of both functions exceeds database_max_connections - database_reserved_connections."
+    }
+    precondition {
+      # A private IP or a PSC endpoint is an address in a VPC, which a function reaches only
+      # through a connector.
+      condition     = local.database_ip_type == "PUBLIC" || var.vpc_connector != null
+      error_message = "database_network without public_ipv4 needs vpc_connector: the functions reach a private IP or a PSC endpoint only through the VPC."
     }
   }
 

@@ -70,13 +70,25 @@ resource "time_sleep" "builder_roles_propagate" {
   }
 }
 
-# Operators reach the database through the Cloud SQL connector with their own credentials
-# (DEPLOY.md: migrate and grant as postgres), on this instance only.
+# Operators reach the database through the Cloud SQL connector with their own credentials,
+# on this instance only: client to connect, instanceUser to log in as their IAM database user
+# (cloudsql.tf). A group's grant covers its members.
 resource "google_project_iam_member" "operators_database" {
   for_each = toset(var.operators)
   project  = var.project_id
   role     = "roles/cloudsql.client"
   member   = each.value
+  condition {
+    title      = local.database_condition.title
+    expression = local.database_condition.expression
+  }
+}
+
+resource "google_project_iam_member" "operators_database_login" {
+  for_each = local.operator_database_users
+  project  = var.project_id
+  role     = "roles/cloudsql.instanceUser"
+  member   = each.key
   condition {
     title      = local.database_condition.title
     expression = local.database_condition.expression

@@ -67,22 +67,36 @@ resource "google_logging_metric" "events_applied" {
   }
 }
 
-resource "google_logging_metric" "events_rejected" {
-  project     = var.project_id
-  name        = "${var.name_prefix}-events-rejected"
-  description = "Rejection log lines, by source (pubsub, ingest, sweep; a sweep line counts a batch's rejections)."
-  filter      = "(${local.event_logs} OR ${local.http_logs}) AND jsonPayload.message = (\"event rejected\" OR \"events rejected\" OR \"message rejected\")"
+# Counts events, not lines: every line that is the record of rejected events says how many in
+# `rejected` (1 for a push or a single ingest, a batch's count for the sweep, a request's count
+# for NDJSON ingest), and the metric sums that field. The sweep's event-by-event fallback also
+# logs each refused event, without `rejected`: its batch line counts it already.
+# A new name and address: Cloud Logging cannot change an existing metric's value type (it was a
+# line counter), so an upgrade deletes the old metric and creates this one.
+resource "google_logging_metric" "rejected_events" {
+  project         = var.project_id
+  name            = "${var.name_prefix}-rejected-events"
+  description     = "Events rejected (recorded in ledger_rejections), by source (pubsub, ingest, sweep): the distribution's sum is the number of events, its count the number of log lines."
+  filter          = "(${local.event_logs} OR ${local.http_logs}) AND jsonPayload.message = (\"event rejected\" OR \"message rejected\" OR \"events rejected\" OR \"events ingested\") AND jsonPayload.rejected > 0"
+  value_extractor = "EXTRACT(jsonPayload.rejected)"
   label_extractors = {
     source = "EXTRACT(jsonPayload.source)"
   }
   metric_descriptor {
     metric_kind = "DELTA"
-    value_type  = "INT64"
+    value_type  = "DISTRIBUTION"
     unit        = "1"
     labels {
       key         = "source"
       value_type  = "STRING"
       description = "pubsub, ingest or sweep"
+    }
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 20
+      growth_factor      = 2
+      scale              = 1
     }
   }
 }

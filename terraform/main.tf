@@ -34,6 +34,33 @@ locals {
   # subscription's acknowledgement deadline is the same, so Pub/Sub does not redeliver an
   # event its batch is still applying.
   event_timeout_seconds = 90
+
+  # How the functions' connector reaches the instance (DB_IP_TYPE): the public IP when there is
+  # one (it needs no VPC), else the private IP, else the PSC endpoint.
+  database_ip_type = (
+    var.database_network.public_ipv4 ? "PUBLIC" :
+    var.database_network.psa_config != null ? "PRIVATE" : "PSC"
+  )
+
+  # Private Service Connect on the instance, when asked for (a list of one block, or none).
+  database_psc_config = var.database_network.psc_allowed_consumer_projects == null ? [] : [{
+    psc_enabled               = true
+    allowed_consumer_projects = var.database_network.psc_allowed_consumer_projects
+  }]
+
+  # operators => IAM database users; other principal kinds (domain:, principalSet://…) cannot
+  # log in to a database and get none.
+  operator_user_types = {
+    user           = "CLOUD_IAM_USER"
+    serviceAccount = "CLOUD_IAM_SERVICE_ACCOUNT"
+    group          = "CLOUD_IAM_GROUP"
+  }
+  operator_database_users = {
+    for principal in var.operators : principal => {
+      type = local.operator_user_types[split(":", principal)[0]]
+      name = trimsuffix(trimprefix(principal, "${split(":", principal)[0]}:"), ".gserviceaccount.com")
+    } if contains(keys(local.operator_user_types), split(":", principal)[0])
+  }
 }
 
 data "google_project" "this" {

@@ -64,7 +64,7 @@ variable "sweep_batch_size" {
 }
 
 variable "event_function" {
-  description = "The Pub/Sub-triggered function: instances, requests per instance (functions-framework's THREADS follow it), database connections per instance (deliveries that arrive while its statements run are applied together by the next), memory, CPU, ingress (IAM guards it whatever the ingress)."
+  description = "The Pub/Sub-triggered function: instances, requests per instance (functions-framework's THREADS follow it), database connections per instance (deliveries that arrive while its statements run are applied together by the next), memory, CPU, ingress. Ingress is ALLOW_INTERNAL_ONLY by default: Cloud Run counts Pub/Sub push from the same project (or VPC Service Controls perimeter) to the run.app URL as internal, and nothing else calls it; IAM guards it as well."
   type = object({
     max_instances = optional(number, 20)
     min_instances = optional(number, 0)
@@ -72,7 +72,7 @@ variable "event_function" {
     pool_size     = optional(number, 2)
     memory        = optional(string, "512Mi")
     cpu           = optional(string, "1")
-    ingress       = optional(string, "ALLOW_ALL")
+    ingress       = optional(string, "ALLOW_INTERNAL_ONLY")
   })
   default = {}
   validation {
@@ -104,7 +104,7 @@ variable "event_function" {
 }
 
 variable "http_function" {
-  description = "The HTTP function (sweep, status, metrics, ingest, task reads): instances, requests per instance, memory, CPU, ingress."
+  description = "The HTTP function (sweep, status, metrics, ingest, task reads): instances, requests per instance, memory, CPU, ingress. Ingress is ALLOW_ALL by default because operators and producers call it from outside Google Cloud (IAM guards it); ALLOW_INTERNAL_ONLY still admits the scheduler, and callers inside the VPC; ALLOW_INTERNAL_AND_GCLB adds a load balancer."
   type = object({
     max_instances = optional(number, 5)
     min_instances = optional(number, 0)
@@ -307,12 +307,51 @@ variable "backup_retained_count" {
 }
 
 variable "operators" {
-  description = "Principals allowed to call the HTTP function (for example group:platform@example.com)."
+  description = "Principals allowed to call the HTTP function and to log in to the database as themselves (for example group:platform@example.com): each user:, serviceAccount: or group: becomes an IAM database user (CLOUD_IAM_USER, CLOUD_IAM_SERVICE_ACCOUNT, CLOUD_IAM_GROUP) with roles/cloudsql.client and roles/cloudsql.instanceUser on the instance; python -m ledger grant --operator gives it its database role (DEPLOY.md)."
   type        = list(string)
   default     = []
   validation {
     condition     = alltrue([for p in var.operators : !contains(["allUsers", "allAuthenticatedUsers"], p)])
     error_message = "operators cannot be allUsers or allAuthenticatedUsers: the functions are never public."
+  }
+}
+
+variable "database_network" {
+  description = "How Cloud SQL is reached. public_ipv4 (default): a public IP without authorized networks, which only the Cloud SQL connectors reach (IAM, mutual TLS). Where constraints/sql.restrictPublicIp is enforced, set public_ipv4 = false and give psa_config (a private IP on private_network, projects/P/global/networks/N, whose private services access the network's owner has set up; allocated_ip_range picks one of its reserved ranges) or psc_allowed_consumer_projects (Private Service Connect: the projects that may create an endpoint to the instance; the endpoint and its DNS record are the network owner's). The functions connect over the public IP when there is one, else the private IP, else PSC; the last two need vpc_connector."
+  type = object({
+    public_ipv4 = optional(bool, true)
+    psa_config = optional(object({
+      private_network    = string
+      allocated_ip_range = optional(string)
+    }))
+    psc_allowed_consumer_projects = optional(list(string))
+  })
+  default = {}
+  validation {
+    condition     = var.database_network.public_ipv4 || var.database_network.psa_config != null || var.database_network.psc_allowed_consumer_projects != null
+    error_message = "database_network needs public_ipv4, psa_config or psc_allowed_consumer_projects: an instance with none of them cannot be reached."
+  }
+  validation {
+    # The provider's own pattern for private_network, without the optional URL prefix.
+    condition     = var.database_network.psa_config == null ? true : can(regex("^projects/[^/]+/global/networks/[a-z]([-a-z0-9]*[a-z0-9])?$", var.database_network.psa_config.private_network))
+    error_message = "database_network.psa_config.private_network must be a network's path: projects/PROJECT/global/networks/NAME."
+  }
+}
+
+variable "vpc_connector" {
+  description = "Serverless VPC Access connector (projects/P/locations/R/connectors/N) both functions send traffic through, to reach Cloud SQL's private IP or a PSC endpoint. egress_settings PRIVATE_RANGES_ONLY (default: Google APIs and Pub/Sub keep the default path) or ALL_TRAFFIC (then the connector's network needs Cloud NAT or Private Google Access). Null: no VPC egress."
+  type = object({
+    name            = string
+    egress_settings = optional(string, "PRIVATE_RANGES_ONLY")
+  })
+  default = null
+  validation {
+    condition     = var.vpc_connector == null ? true : can(regex("^projects/[^/]+/locations/[^/]+/connectors/[^/]+$", var.vpc_connector.name))
+    error_message = "vpc_connector.name must be a connector's path: projects/PROJECT/locations/REGION/connectors/NAME."
+  }
+  validation {
+    condition     = var.vpc_connector == null ? true : contains(["PRIVATE_RANGES_ONLY", "ALL_TRAFFIC"], var.vpc_connector.egress_settings)
+    error_message = "vpc_connector.egress_settings must be PRIVATE_RANGES_ONLY or ALL_TRAFFIC."
   }
 }
 

@@ -67,3 +67,17 @@ def test_topic_path() -> None:
     with pytest.raises(ConfigError, match="GOOGLE_CLOUD_PROJECT"):
         _ = Settings.from_env({"PUBSUB_TOPIC": "t"}).topic_path
     assert Settings.from_env({}).topic_path is None
+
+
+def test_the_connector_reaches_the_address_terraform_says() -> None:
+    """database_network (Terraform) sets DB_IP_TYPE: a private IP or Private Service Connect
+    for organisations that forbid public IPs; DB_PRIVATE_IP=true is the older spelling."""
+    from google.cloud.sql.connector import IPTypes
+
+    assert Settings.from_env({}).db_ip_type == "PUBLIC"
+    for value in ("PUBLIC", "private", " PSC "):
+        ip_type = Settings.from_env({"DB_IP_TYPE": value}).db_ip_type
+        assert IPTypes[ip_type].name == value.strip().upper()
+    assert Settings.from_env({"DB_PRIVATE_IP": "true"}).db_ip_type == "PRIVATE"
+    with pytest.raises(ConfigError, match="DB_IP_TYPE must be PUBLIC, PRIVATE or PSC"):
+        Settings.from_env({"DB_IP_TYPE": "internal"})

@@ -216,7 +216,10 @@ def test_service_accounts_get_only_their_roles(module: Module) -> None:
             "roles/logging.logWriter",
             "roles/storage.objectViewer",
         },
-        "group:platform-oncall@example.com": {"roles/cloudsql.client"},
+        "group:platform-oncall@example.com": {
+            "roles/cloudsql.client",
+            "roles/cloudsql.instanceUser",
+        },
     }
     publish = one(module, "google_pubsub_topic_iam_member", "http_publishes")
     assert ref(publish["member"]) == "google_service_account.http_function.member"
@@ -528,7 +531,8 @@ LOGGED = {  # log-based metric => what the code logs, which a change there must 
     "sweep_lag": ('"sweep finished"', "jsonPayload.lag_seconds"),
     "sweep_backlog": ('"sweep finished"', "jsonPayload.backlog"),
     "events_applied": ('"event applied"', "jsonPayload.outcome"),
-    "events_rejected": ('"event rejected"', "jsonPayload.source"),
+    # Sums each line's count of rejected events (tests/test_log_metrics.py runs the paths).
+    "rejected_events": ('"events rejected"', "EXTRACT(jsonPayload.rejected)"),
     # Cloud Run's agent moves a line's httpRequest into the LogEntry's own field.
     "ingest_requests": ("/api/v1/events/ingest", "EXTRACT(httpRequest.status)"),
     "sweep_failures": ('"sweep failed"', ""),
@@ -551,18 +555,37 @@ def test_the_dashboard_shows_ingest_realtime_sweep_rejections_and_dead_letters(
 ) -> None:
     dashboard = json.loads(one(module, "google_monitoring_dashboard", "ledger")["dashboard_json"])
     tiles = dashboard["mosaicLayout"]["tiles"]
-    charts = [t["widget"]["xyChart"]["dataSets"][0]["timeSeriesQuery"] for t in tiles]
-    filters = [chart["timeSeriesFilter"]["filter"] for chart in charts]
+    queries = [json.dumps(t["widget"]["xyChart"]["dataSets"][0]["timeSeriesQuery"]) for t in tiles]
     for wanted in (
         "ingest-requests",
         "events-applied",
-        "events-rejected",
+        "logging_googleapis_com:user_vtid_ledger_rejected_events_sum",
         "sweep-lag-seconds",
         "sweep-backlog-events",
         "num_undelivered_messages",
     ):
-        assert any(wanted in f for f in filters), wanted  # fmt: skip
-    assert len({(t["xPos"], t["yPos"]) for t in tiles}) == len(tiles)  # no tile hides another
+        assert any(wanted in q for q in queries), wanted  # fmt: skip
+    places = {(t.get("xPos", 0), t.get("yPos", 0)) for t in tiles}
+    assert len(places) == len(tiles)  # no tile hides another
+
+
+def test_the_dashboard_json_is_what_the_api_returns(load: Callable[..., Module]) -> None:
+    """The Monitoring API drops fields that hold their proto3 default (xPos/yPos 0, an empty
+    groupByFields), and the provider then shows a change on every plan (upstream #16173)."""
+    for prefix in ("vtid-ledger", "ops-ledger-2"):
+        dashboard = json.loads(
+            one(load(name_prefix=prefix), "google_monitoring_dashboard", "ledger")["dashboard_json"]
+        )
+        defaults = [
+            (key, value)
+            for key, value in walk(dashboard)
+            if value in (0, "", [], {}, False, None) and value is not True
+        ]
+        assert defaults == [], defaults
+        tiles = dashboard["mosaicLayout"]["tiles"]
+        assert [(t.get("xPos"), t.get("yPos")) for t in tiles] == [
+            (None, None), (6, None), (None, 4), (6, 4), (None, 8), (6, 8),
+        ]  # fmt: skip
 
 
 def plan_variables(tmp_path: Path, **values: Any) -> subprocess.CompletedProcess[str]:
@@ -702,3 +725,148 @@ def test_a_sweep_that_never_succeeds_still_alerts(module: Module) -> None:
     failing = next(c for c in policy["conditions"] if c["display_name"] == "Sweeps fail")
     assert "sweep-failures" in failing["condition_threshold"]["filter"]
     assert failing["condition_threshold"]["threshold_value"] == 0
+
+
+def local_value(module: Module, name: str) -> Any:
+    return next(block for block in module["locals"] if name in block)[name]
+
+
+def test_cloud_sql_can_do_without_a_public_ip(load: Callable[..., Module]) -> None:
+    """constraints/sql.restrictPublicIp: a private IP (private services access) or Private
+    Service Connect instead, and the functions reach it through a VPC connector."""
+    default = load()
+    ip = one(default, "google_sql_database_instance", "ledger")["settings"]["ip_configuration"]
+    assert (ip["ipv4_enabled"], ip.get("private_network")) == (True, None)
+    assert local_value(default, "database_ip_type") == "PUBLIC"
+    assert local_value(default, "database_psc_config") == []
+    for name in ("event", "http"):
+        fn = one(default, "google_cloudfunctions2_function", name)
+        assert fn["service_config"].get("vpc_connector") is None
+        assert all(preconditions(fn))
+
+    connector = "projects/acme-platform-prod/locations/europe-west1/connectors/ledger"
+    private = load(
+        database_network={
+            "public_ipv4": False,
+            "psa_config": {"private_network": "projects/acme-host/global/networks/shared"},
+        },
+        vpc_connector={"name": connector},
+    )
+    ip = one(private, "google_sql_database_instance", "ledger")["settings"]["ip_configuration"]
+    assert ip["ipv4_enabled"] is False
+    assert ip["private_network"] == "projects/acme-host/global/networks/shared"
+    assert ip["ssl_mode"] == "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"
+    assert local_value(private, "database_ip_type") == "PRIVATE"
+    for name in ("event", "http"):
+        service = one(private, "google_cloudfunctions2_function", name)["service_config"]
+        assert service["vpc_connector"] == connector
+        assert service["vpc_connector_egress_settings"] == "PRIVATE_RANGES_ONLY"
+    functions = (MODULE / "functions.tf").read_text()
+    assert functions.count("DB_IP_TYPE               = local.database_ip_type") == 1
+
+    psc = load(
+        database_network={"public_ipv4": False, "psc_allowed_consumer_projects": ["acme-apps"]},
+        vpc_connector={"name": connector},
+    )
+    assert local_value(psc, "database_ip_type") == "PSC"
+    assert local_value(psc, "database_psc_config") == [
+        {"psc_enabled": True, "allowed_consumer_projects": ["acme-apps"]}
+    ]
+    # (tfparse leaves the dynamic block out: check that it is fed by that local)
+    cloudsql = (MODULE / "cloudsql.tf").read_text()
+    assert 'dynamic "psc_config" {\n        for_each = local.database_psc_config' in cloudsql
+
+    # A private address without a way into the VPC stops the apply before anything is made.
+    stranded = load(database_network={"public_ipv4": False, "psc_allowed_consumer_projects": []})
+    for name in ("event", "http"):
+        assert preconditions(one(stranded, "google_cloudfunctions2_function", name))[1] is False
+
+
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        ({"database_network": {"public_ipv4": False}}, "cannot be reached"),
+        (
+            {"database_network": {"psa_config": {"private_network": "shared"}}},
+            "projects/PROJECT/global/networks/NAME",
+        ),
+        ({"vpc_connector": {"name": "ledger"}}, "projects/PROJECT/locations/REGION/connectors"),
+        (
+            {"vpc_connector": {"name": "projects/p/locations/r/connectors/c",
+                               "egress_settings": "ALL"}},
+            "PRIVATE_RANGES_ONLY or ALL_TRAFFIC",
+        ),
+    ],
+)  # fmt: skip
+def test_network_variables_refuse_real_misuse(
+    tmp_path: Path, values: dict[str, Any], error: str
+) -> None:
+    done = plan_variables(tmp_path, **values)
+    assert done.returncode != 0 and error in " ".join(done.stderr.split()), done.stderr
+
+
+def test_the_event_function_is_internal_and_the_http_function_open_to_iam(
+    load: Callable[..., Module],
+) -> None:
+    """Cloud Run counts Pub/Sub push (same project, run.app URL) as internal, so the event
+    function needs no other ingress; operators and producers call the HTTP function from
+    outside, so it stays ALLOW_ALL unless asked (IAM guards both)."""
+    module = load()
+    event = one(module, "google_cloudfunctions2_function", "event")["service_config"]
+    http = one(module, "google_cloudfunctions2_function", "http")["service_config"]
+    assert (event["ingress_settings"], http["ingress_settings"]) == (
+        "ALLOW_INTERNAL_ONLY",
+        "ALLOW_ALL",
+    )
+    # the push goes to the Cloud Run (run.app) URI, which is what internal ingress admits
+    push = one(module, "google_pubsub_subscription", "push")
+    uri = "google_cloudfunctions2_function.event.service_config.[0].uri"
+    assert ref(push["push_config"]["push_endpoint"]) == uri
+    opened = load(
+        event_function={"ingress": "ALLOW_ALL"}, http_function={"ingress": "ALLOW_INTERNAL_ONLY"}
+    )
+    assert (
+        one(opened, "google_cloudfunctions2_function", "event")["service_config"][
+            "ingress_settings"
+        ]
+        == "ALLOW_ALL"
+    )
+    assert (
+        one(opened, "google_cloudfunctions2_function", "http")["service_config"]["ingress_settings"]
+        == "ALLOW_INTERNAL_ONLY"
+    )
+
+
+def test_operators_log_in_to_the_database_as_themselves(load: Callable[..., Module]) -> None:
+    """No shared postgres password: each operator principal is an IAM database user, named the
+    way Cloud SQL names them, with client and instanceUser on this instance only."""
+    sa = "ops@acme-platform-prod.iam.gserviceaccount.com"
+    module = load(
+        operators=[
+            "group:platform-oncall@example.com",
+            "user:alice@example.com",
+            f"serviceAccount:{sa}",
+            "domain:example.com",  # may call the function, cannot be a database user
+        ]
+    )
+    users = {
+        u["__tfmeta"]["path"].split("[", 1)[1].strip('"]'): (u["name"], u["type"])
+        for u in module["google_sql_user"]
+        if u["__tfmeta"]["path"].startswith("google_sql_user.operators[")
+    }
+    assert users == {
+        "group:platform-oncall@example.com": ("platform-oncall@example.com", "CLOUD_IAM_GROUP"),
+        "user:alice@example.com": ("alice@example.com", "CLOUD_IAM_USER"),
+        f"serviceAccount:{sa}": ("ops@acme-platform-prod.iam", "CLOUD_IAM_SERVICE_ACCOUNT"),
+    }
+    logins = {
+        b["member"]
+        for b in module["google_project_iam_member"]
+        if b["role"] == "roles/cloudsql.instanceUser" and isinstance(b["member"], str)
+    }
+    assert logins == set(users)
+    for binding in module["google_project_iam_member"]:
+        if binding["role"].startswith("roles/cloudsql"):
+            assert "instances/vtid-ledger-pg'" in binding["condition"]["expression"]
+    outputs = (MODULE / "outputs.tf").read_text()
+    assert "operators = { for principal, user in google_sql_user.operators" in outputs
