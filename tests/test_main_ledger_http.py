@@ -745,3 +745,21 @@ def test_a_refused_ingest_without_an_id_answers_no_made_up_id(
     assert refused.status_code == 400 and refused.json()["event_id"] is None
     named = ingest(http_function, {"id": "mine"})
     assert named.status_code == 400 and named.json()["event_id"] == "mine"
+
+
+def test_the_cli_writes_json_exactly_as_the_http_api_does(
+    http_function: FunctionServer, settings: Settings
+) -> None:
+    ingest(http_function, full(vtid="VTID-0321", metadata={"price": 1.50, "nested": {"b": [1]}}))
+    call(http_function, "POST", "/internal/oasis/ledger/sync")
+    for path, args in (
+        ("/api/v1/vtid/VTID-0321", ("task", "VTID-0321")),
+        ("/api/v1/tasks?vtid=VTID-0321", ("tasks", "--vtid", "VTID-0321")),
+        ("/api/v1/vtid/VTID-0321/explain", ("explain", "VTID-0321")),
+    ):
+        over_http = call(http_function, "GET", path).text
+        done = run_cli(settings, *args)
+        assert done.returncode == 0, done.stderr
+        if path.endswith("/explain"):  # the route wraps the answer in {data, ok}, keys sorted
+            over_http = over_http.removeprefix('{"data":').removesuffix(',"ok":true}\n') + "\n"
+        assert done.stdout == over_http, (path, done.stdout, over_http)
