@@ -188,7 +188,7 @@ def ingest(db: Database, request: flask.Request) -> Response:
         done_lines = list(ingesting.ingest_lines(db, lines, topic))
         this_process().count_ingested([r.outcome for r in done_lines])
         results = [r.as_dict() for r in done_lines]
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
+        text = "".join(json_text.dumps(r) + "\n" for r in results)  # as the CLI's lines
         return text, 200, {"Content-Type": NDJSON}
     if not raw.strip():
         ingesting.ingest_one(db, raw, None)  # recorded, like every refused body

@@ -763,3 +763,10 @@ def test_the_cli_writes_json_exactly_as_the_http_api_does(
         if path.endswith("/explain"):  # the route wraps the answer in {data, ok}, keys sorted
             over_http = over_http.removeprefix('{"data":').removesuffix(',"ok":true}\n') + "\n"
         assert done.stdout == over_http, (path, done.stdout, over_http)
+    lines = "".join(json.dumps(full(id=f"n{i}")) + "\n" for i in range(2)) + "{}\n"
+    over_http = call(http_function, "POST", "/api/v1/events/ingest", data=lines,
+                     headers={"Content-Type": "application/x-ndjson"}).text  # fmt: skip
+    again_http = call(http_function, "POST", "/api/v1/events/ingest", data=lines,
+                      headers={"Content-Type": "application/x-ndjson"}).text  # fmt: skip
+    from_cli = run_cli(settings, "ingest", "-", stdin=lines).stdout
+    assert from_cli == again_http and over_http.count("\n") == 3  # both: duplicates, refusal
