@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.1 <= value <= 86400:
+        raise argparse.ArgumentTypeError(f"{value:g} is not from 0.1 to 86400 seconds")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive(text)
     if value > 65534:
@@ -43,10 +52,48 @@ def _port(text: str) -> int:
 
 
 def _print(body: Any) -> None:
+    """JSON exactly as the HTTP API writes it (compact, keys sorted), one answer per line."""
     from ledger.json_text import dumps
     from ledger.timefmt import plain
 
-    print(dumps(plain(body), indent=2))
+    print(dumps(plain(body)), flush=True)
+
+
+def _as_table(args: argparse.Namespace) -> bool:
+    """--format, else a table for a person at a terminal and JSON for a program."""
+    chosen = getattr(args, "format", None)
+    return chosen == "table" if chosen else sys.stdout.isatty()
+
+
+def _show(args: argparse.Namespace, body: Any, table: Any) -> None:
+    if _as_table(args):
+        from ledger.timefmt import plain
+
+        print(table(plain(body)), flush=True)
+    else:
+        _print(body)
+
+
+class _Stop:
+    """Ctrl-C or SIGTERM ends a loop between two steps (a sweep in flight finishes first, as a
+    daemon's batch does); a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.event = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._stop)
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep, unless stopped; True once stopped."""
+        return self.event.wait(seconds)
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -113,20 +160,69 @@ def _sweep(db: Database, label: str, progress: bool | None) -> int:
 
 
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
+    if args.follow:
+        return _follow(Database(settings), args.every)
     return _sweep(Database(settings), "sync", args.progress)
 
 
+def _follow(db: Database, every: float) -> int:
+    """Sweep, print each batch as one JSON line, wait, sweep again: until Ctrl-C or SIGTERM,
+    then exit 0. A sweep another process runs is waited out, not an error."""
+    from ledger.sweep import sweep
+    from ledger.timefmt import now
+
+    stop = _Stop()
+    print(f"following the log: a sweep every {every:g} s; Ctrl-C to stop", file=sys.stderr)
+    seen: dict[str, int] = {}  # the sweep in flight's totals so far: a batch is the change
+
+    def batch(result: Any) -> None:
+        counts = result.counters.as_dict()
+        done = {k: v - seen.get(k, 0) for k, v in counts.items()}
+        seen.update(counts)
+        _print({"batch": done, "last_event_id": result.last_event_id,
+                "last_event_time": result.last_event_time, "timestamp": now()})  # fmt: skip
+
+    while not stop.event.is_set():
+        seen.clear()
+        try:
+            result = sweep(db, on_batch=batch)
+        except Transient as exc:  # a follower outlives an outage, as the scheduler does
+            print(f"database unavailable: {exc}; trying again in {every:g} s", file=sys.stderr)
+            stop.wait(every)
+            continue
+        if result.busy:
+            print("another sweep is running; waiting for it", file=sys.stderr)
+        if result.more and not result.busy:
+            continue  # out of time with events left: go on at once
+        stop.wait(every)
+    print("stopped", file=sys.stderr)
+    return 0
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger import tables
     from ledger.writer_status import status
 
-    _print(Database(settings).run(status))
-    return 0
+    db = Database(settings)
+    if args.watch is None:
+        _show(args, db.run(status), tables.status)
+        return 0
+    stop = _Stop()
+    table = _as_table(args)
+    while True:
+        answer = db.run(status)
+        if table and sys.stdout.isatty():
+            print("\x1b[H\x1b[2J", end="")  # a terminal shows the latest, as watch(1) does
+        _show(args, answer, tables.status)
+        if table:
+            print(f"\nevery {args.watch:g} s; Ctrl-C to stop", flush=True)
+        if stop.wait(args.watch):
+            return 0
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from ledger.timefmt import plain
     from ledger.verify import verify
 
     vtid = _vtid_arg(args.vtid) if args.vtid else None
@@ -136,7 +232,7 @@ def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     def work(session: Any) -> tuple[int, int, int]:
         drifted = unreadable = unswept = 0
         for finding in verify(session, vtid, checked):
-            print(json.dumps(plain(asdict(finding)), default=str), flush=True)
+            _print(asdict(finding))
             if finding.kind == "unreadable":
                 unreadable += 1
             elif finding.kind == "unswept":
@@ -274,7 +370,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 def _ingest_lines(db: Database, results: Iterable[Any]) -> int:
     refused = 0
     for done in results:
-        print(json.dumps(done.as_dict()), flush=True)
+        _print(done.as_dict())
         refused += done.refused
     return 1 if refused else 0
 
@@ -307,8 +403,13 @@ def cmd_rejections(settings: Settings, args: argparse.Namespace) -> int:
             s, args.limit, source=args.source, since=since, reason=args.reason
         )
     )
-    for row in rows:
-        print(json.dumps(plain(row)))
+    from ledger import tables
+
+    if _as_table(args):
+        print(tables.rejections(plain(rows)), flush=True)
+    else:
+        for row in rows:
+            _print(row)
     return 0
 
 
@@ -323,11 +424,11 @@ def _replay(db: Database, settings: Settings, ids: list[int]) -> int:
         row = found.get(rejection_id)
         if row is None or not row["whole"]:
             why = "no such rejection" if row is None else "only a prefix of it was kept"
-            print(json.dumps({"rejection": rejection_id, "ok": False, "error": why}))
+            _print({"rejection": rejection_id, "ok": False, "error": why})
             failed += 1
             continue
         done = ingest.ingest_one(db, bytes(row["raw"]), settings.topic_path)
-        print(json.dumps({"rejection": rejection_id, **done.as_dict()}))
+        _print({"rejection": rejection_id, **done.as_dict()})
         failed += done.refused
     return 1 if failed else 0
 
@@ -345,7 +446,41 @@ def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     if found is None:
         print(f"{vtid} is not in the ledger", file=sys.stderr)
         return 1
-    _print(found)
+    from ledger import tables
+
+    _show(args, found, tables.explain)
+    return 0
+
+
+def cmd_tasks(settings: Settings, args: argparse.Namespace) -> int:
+    """GET /api/v1/tasks from the command line: the same filters, answer and cursor."""
+    from ledger import tables
+    from ledger import tasks as reads
+
+    given = {
+        name: str(value)
+        for name in (*reads.FILTERS, "limit", "cursor")
+        if (value := getattr(args, name, None)) is not None
+    }
+    try:
+        query = reads.parse_query(given)
+    except reads.BadQuery as exc:
+        raise UsageError(str(exc)) from None
+    _show(args, Database(settings).run(lambda s: reads.list_tasks(s, query)), tables.tasks)
+    return 0
+
+
+def cmd_task(settings: Settings, args: argparse.Namespace) -> int:
+    """GET /api/v1/vtid/<vtid> from the command line."""
+    from ledger import tables
+    from ledger import tasks as reads
+
+    vtid = _vtid_arg(args.vtid)
+    row = Database(settings).run(lambda s: reads.get_task(s, vtid))
+    if row is None:
+        print(f"{vtid} is not in the ledger", file=sys.stderr)
+        return 1
+    _show(args, {"ok": True, "data": row}, tables.task)
     return 0
 
 
@@ -432,6 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run a Pub/Sub emulator (PUBSUB_EMULATOR_HOST's, else Google's pstest) with "
         "topic PUBSUB_TOPIC (default projects/local/topics/oasis-events), pushed to oasis_event",
     )
+    formatting = argparse.ArgumentParser(add_help=False)
+    formatting.add_argument(
+        "--format",
+        choices=("table", "json"),
+        help="table or json (default: a table on a terminal, JSON otherwise: the HTTP API's, "
+        "byte for byte)",
+    )
     progress = argparse.ArgumentParser(add_help=False)
     progress.add_argument(
         "--progress",
@@ -453,6 +595,19 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         p = sub.add_parser(name, help=text, description=text, parents=[progress])
         p.set_defaults(func=func)
+        if name == "sync":
+            p.add_argument(
+                "--follow",
+                action="store_true",
+                help="keep sweeping, one JSON line per batch, until Ctrl-C or SIGTERM (exit 0)",
+            )
+            p.add_argument(
+                "--every",
+                type=_seconds,
+                default=5.0,
+                metavar="SECONDS",
+                help="with --follow: wait this long once caught up (default 5)",
+            )
         if name == "rebuild":
             p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
             which = p.add_mutually_exclusive_group()
@@ -460,12 +615,28 @@ def build_parser() -> argparse.ArgumentParser:
             which.add_argument(
                 "--outdated", action="store_true", help="refold the rows older rules folded"
             )
-    command("status", cmd_status, "the writer's status: offset, lag, backlog, recent syncs")
+
+    def read_command(name: str, func: Any, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text, parents=[formatting])
+        p.set_defaults(func=func)
+        return p
+
+    status_cmd = read_command(
+        "status", cmd_status, "the writer's status: offset, lag, backlog, recent syncs"
+    )
+    status_cmd.add_argument(
+        "--watch",
+        type=_seconds,
+        nargs="?",
+        const=2.0,
+        metavar="SECONDS",
+        help="show it again every SECONDS (default 2) until Ctrl-C",
+    )
     verify_cmd = command(
         "verify", cmd_verify, "fold the whole log independently; print drifted rows (exit 1)"
     )
     verify_cmd.add_argument("--vtid", help="verify this one task only")
-    explain = command(
+    explain = read_command(
         "explain", cmd_explain, "each column of a task's row and the event that set it"
     )
     explain.add_argument("vtid", help="the task, e.g. VTID-0521")
@@ -496,7 +667,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replaying.add_argument("--topic", help="where to republish (default: PUBSUB_TOPIC)")
     replaying.add_argument("--limit", type=_positive, help="at most this many (default: all)")
-    rejected = command("rejections", cmd_rejections, "the newest rejected events, as JSON lines")
+    listing = read_command(
+        "tasks", cmd_tasks, "the ledger's tasks, as GET /api/v1/tasks answers (by VTID, paged)"
+    )
+    for name in ("vtid", "status", "service", "environment"):
+        listing.add_argument(f"--{name}", help=f"only tasks with this {name}")
+    listing.add_argument("--limit", help="how many (1-1000, default 100)")
+    listing.add_argument("--cursor", help="the next page: meta.next_cursor of the previous one")
+    one = read_command("task", cmd_task, "one task's row, as GET /api/v1/vtid/VTID answers")
+    one.add_argument("vtid", help="the task, e.g. VTID-0521")
+    rejected = read_command(
+        "rejections", cmd_rejections, "the newest rejected events (JSON: one per line)"
+    )
     rejected.add_argument("--limit", type=_positive, default=20, help="how many (default 20)")
     rejected.add_argument("--source", choices=("pubsub", "ingest", "sweep"), help="one path's")
     rejected.add_argument("--since", metavar="TIME", help="received at or after this time")

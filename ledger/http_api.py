@@ -13,6 +13,7 @@ from ledger import db as database
 from ledger import json_text, logs
 from ledger.config import ConfigError
 from ledger.db import Database, NotMigrated, Transient, describe
+from ledger.instance_counters import this_process
 from ledger.timefmt import now
 
 if TYPE_CHECKING:
@@ -61,12 +62,12 @@ def status(db: Database, request: flask.Request) -> Response:
 def metrics(db: Database, request: flask.Request) -> Response:
     """The seed's JSON to JSON clients; Prometheus's text format to Prometheus (whose Accept
     asks for OpenMetrics first and text/plain next, with */* last)."""
+    from ledger.prometheus_text import CONTENT_TYPE, prometheus
     from ledger.writer_status import metrics as report
-    from ledger.writer_status import prometheus
 
     body = db.run(report)
     if _prefers_text(request.headers.get("Accept", "")):
-        return prometheus(body), 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        return prometheus(body), 200, {"Content-Type": CONTENT_TYPE}
     return body, 200
 
 
@@ -182,14 +183,19 @@ def ingest(db: Database, request: flask.Request) -> Response:
             raise HttpError(413, f"{exc}: send them in several requests") from None
         if count == 0:
             ingesting.ingest_one(db, raw, None)  # recorded, like every refused body
+            this_process().count_ingested(["rejected"])
             return _error(400, "body holds no event (NDJSON: one JSON object per line)")
-        results = [r.as_dict() for r in ingesting.ingest_lines(db, lines, topic)]
-        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
+        done_lines = list(ingesting.ingest_lines(db, lines, topic))
+        this_process().count_ingested([r.outcome for r in done_lines])
+        results = [r.as_dict() for r in done_lines]
+        text = "".join(json_text.dumps(r) + "\n" for r in results)  # as the CLI's lines
         return text, 200, {"Content-Type": NDJSON}
     if not raw.strip():
         ingesting.ingest_one(db, raw, None)  # recorded, like every refused body
+        this_process().count_ingested(["rejected"])
         return _error(400, "body must be a JSON object")
     done = ingesting.ingest_one(db, raw, topic)
+    this_process().count_ingested([done.outcome])
     return done.as_dict(), done.http_status
 
 

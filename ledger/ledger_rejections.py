@@ -36,6 +36,33 @@ WHERE (CAST(:source AS text) IS NULL OR source = :source)
   AND (CAST(:reason AS text) IS NULL OR strpos(reason, :reason) > 0)
 ORDER BY id DESC LIMIT :limit"""
 
+# The rejections kept, by path and by the kind of reason. A reason quotes the value it refused
+# (a time, an id, a size), so the text itself would make a label per event: each is put in one
+# of a fixed set of kinds (REASON_KINDS), the first pattern it matches, in this order.
+BY_REASON = """
+SELECT source, CASE
+    WHEN reason LIKE 'database refused the event%' THEN 'database_refused'
+    WHEN reason LIKE '%from the future%' THEN 'from_the_future'
+    WHEN reason LIKE 'the writer''s own identity%' THEN 'own_identity'
+    WHEN reason LIKE 'id % is taken by an event with other content%' THEN 'id_conflict'
+    WHEN reason LIKE 'event is not valid JSON%' OR reason LIKE 'event is not valid UTF-8%'
+        OR reason LIKE 'event must be a JSON object%' THEN 'not_a_json_object'
+    WHEN reason LIKE 'event JSON is % bytes%' OR reason LIKE 'event JSON nests deeper%'
+        OR reason LIKE 'event JSON holds%' OR reason LIKE 'metadata has % keys%'
+        THEN 'over_a_limit'
+    WHEN reason LIKE 'event has no id%' OR reason LIKE 'event has no created_at%'
+        OR reason LIKE '% is required%' THEN 'missing_field'
+    WHEN reason LIKE '%not a valid VTID%' THEN 'invalid_vtid'
+    WHEN reason LIKE 'created_at%' OR reason LIKE 'createdAt%' THEN 'bad_time'
+    WHEN reason LIKE '% must be %' OR reason LIKE '% contains a NUL character%'
+        OR reason LIKE '% is not valid Unicode%' THEN 'bad_field'
+    ELSE 'other' END AS kind, count(*) AS n
+FROM ledger_rejections GROUP BY 1, 2"""
+REASON_KINDS = (
+    "database_refused", "from_the_future", "own_identity", "id_conflict", "not_a_json_object",
+    "over_a_limit", "missing_field", "invalid_vtid", "bad_time", "bad_field", "other",
+)  # fmt: skip
+
 # The payloads to ingest again, whole only (a cut prefix is not the event).
 TO_REPLAY = """
 SELECT id, raw, coalesce(raw_size, octet_length(raw)) = octet_length(raw) AS whole
@@ -123,6 +150,14 @@ def recent(
     """The newest rejections, with the start of each raw payload; filtered by source, by when
     they were received, by a part of their reason."""
     return session.rows(RECENT, limit=limit, source=source, since=since, reason=reason)
+
+
+def by_reason(session: Session) -> dict[str, dict[str, int]]:
+    """How many rejections are kept, by source and then by kind of reason (BY_REASON)."""
+    kept: dict[str, dict[str, int]] = {}
+    for row in session.rows(BY_REASON):
+        kept.setdefault(row["source"], {})[row["kind"]] = int(row["n"])
+    return kept
 
 
 def to_replay(session: Session, ids: list[int]) -> list[dict[str, Any]]:

@@ -17,6 +17,9 @@ ON CONFLICT (projector_name) DO NOTHING"""
 READ = """
 SELECT position_tx_id::text AS position_tx_id, position_seq, events_processed, last_event_id,
        last_event_time, last_processed_at, created, updated, skipped, errors,
+       -- ledger_sweep_batch counts stale events into events_processed only: stale is the rest.
+       coalesce(events_processed, 0) - coalesce(created, 0) - coalesce(updated, 0)
+           - coalesce(skipped, 0) - coalesce(errors, 0) AS stale,
        last_error, last_error_at
 FROM projection_offsets WHERE projector_name = :name"""
 

@@ -10,6 +10,10 @@ TOTALS = """
 SELECT coalesce(sum(events_processed), 0)::bigint AS events_processed,
        coalesce(sum(created), 0)::bigint AS created, coalesce(sum(updated), 0)::bigint AS updated,
        coalesce(sum(skipped), 0)::bigint AS skipped, coalesce(sum(errors), 0)::bigint AS errors,
+       -- Every event counted is created, updated, stale, skipped or rejected: stale is the rest
+       -- (the table keeps no column of its own for it).
+       coalesce(sum(events_processed - created - updated - skipped - errors), 0)::bigint
+           AS stale,
        coalesce(sum(redelivered), 0)::bigint AS redelivered,
        coalesce(sum(delivery_lag_seconds_sum), 0)::float8 AS delivery_lag_seconds_sum,
        coalesce(sum(delivery_lag_count), 0)::bigint AS delivery_lag_count,

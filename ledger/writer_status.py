@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger import oasis_events, projection_offsets, projector_progress
+from ledger import ledger_rejections, oasis_events, projection_offsets, projector_progress
 from ledger.db import Session
 from ledger.timefmt import iso, now, plain
 
@@ -94,12 +94,15 @@ def _rules(session: Session) -> dict[str, Any]:
 
 
 def metrics(session: Session) -> dict[str, Any]:
-    """The seed's shape, plus each path's lag and, for the real-time path, redeliveries."""
+    """The seed's shape, plus each path's lag and, for the real-time path, redeliveries; the
+    ledger's size and rejections; and what this process itself counted (ingest)."""
+    from ledger.prometheus_text import instance_report
+
     realtime = session.one(projector_progress.TOTALS, name=projector_progress.PROJECTOR)
     assert realtime is not None
     writer = projection_offsets.read(session)
     backlog, lag = _backlog(session, writer)
-    keys = ("events_processed", "created", "updated", "skipped", "errors")
+    keys = ("events_processed", "created", "updated", "stale", "skipped", "errors")
     last_lag = realtime["last_delivery_lag_seconds"]
     return {
         "projectors": {
@@ -123,6 +126,7 @@ def metrics(session: Session) -> dict[str, Any]:
             },
         },
         "ledger": _ledger(session),
+        "instance": instance_report(),
         "timestamp": now(),
     }
 
@@ -144,74 +148,7 @@ def _ledger(session: Session) -> dict[str, Any]:
     return {
         "rows": int(row["rows"]),
         "rejections_kept": {k: int(v) for k, v in row["rejections"].items()},
+        "rejections_kept_by_reason": ledger_rejections.by_reason(session),
         "version": __version__,
         "rules_version": row["rules_version"],
     }
-
-
-def _samples(report: dict[str, Any], spec: tuple[str, str, str, str]) -> list[str]:
-    key, kind, metric, help_text = spec
-    values = [(p, v[key]) for p, v in report["projectors"].items() if v.get(key) is not None]
-    if not values:
-        return []
-    lines = [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
-    for projector, value in values:
-        number = value
-        if isinstance(value, str):  # a time
-            number = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        lines.append(f'{metric}{{projector="{projector}"}} {_number(number)}')
-    return lines
-
-
-def _number(value: float) -> str:
-    return str(value) if isinstance(value, int) else f"{value:.3f}"
-
-
-def prometheus(report: dict[str, Any]) -> str:
-    """The metrics in Prometheus's text exposition format (0.0.4)."""
-    lines: list[str] = []
-    for spec in (
-        ("events_processed", "counter", "vtid_ledger_events_processed_total",
-         "Events processed (created, updated, stale, skipped or rejected)."),
-        ("created", "counter", "vtid_ledger_created_total", "Events that created a ledger row."),
-        ("updated", "counter", "vtid_ledger_updated_total", "Events that changed a ledger row."),
-        ("skipped", "counter", "vtid_ledger_skipped_total", "Events without a valid VTID."),
-        ("errors", "counter", "vtid_ledger_errors_total",
-         "Events this projector rejected as unreadable (each also recorded in "
-         "ledger_rejections, which holds ingest's refusals too)."),
-        ("redelivered", "counter", "vtid_ledger_redelivered_total",
-         "Messages delivered again after a failed or timed-out attempt (deliveryAttempt > 1); "
-         "they precede dead letters."),
-        ("delivery_lag_seconds_sum", "counter", "vtid_ledger_delivery_lag_seconds_sum",
-         "Sum of publish-to-applied seconds of the real-time path."),
-        ("delivery_lag_count", "counter", "vtid_ledger_delivery_lag_seconds_count",
-         "Events in vtid_ledger_delivery_lag_seconds_sum."),
-        ("lag_seconds", "gauge", "vtid_ledger_lag_seconds",
-         "Real-time: publish to applied for the newest event. Sweep: age of the oldest event "
-         "not yet swept (0 when caught up)."),
-        ("backlog", "gauge", "vtid_ledger_backlog_events", "Events the sweep has yet to apply."),
-        ("outdated_rows", "gauge", "vtid_ledger_outdated_rows",
-         "Ledger rows folded under older rules than the current ones (rebuild --outdated)."),
-        ("last_processed_at", "gauge", "vtid_ledger_last_processed_at_seconds",
-         "Unix time the projector last processed an event."),
-        ("last_event_time", "gauge", "vtid_ledger_last_event_time_seconds",
-         "created_at of the newest event the projector processed, Unix time."),
-    ):  # fmt: skip
-        lines += _samples(report, spec)
-    ledger = report.get("ledger")
-    if ledger is not None:
-        lines += [
-            "# HELP vtid_ledger_rows Rows in vtid_ledger.",
-            "# TYPE vtid_ledger_rows gauge",
-            f"vtid_ledger_rows {ledger['rows']}",
-            "# HELP vtid_ledger_rejections_kept Rejected events kept in ledger_rejections "
-            "(pruned after the retention), by the path that refused them.",
-            "# TYPE vtid_ledger_rejections_kept gauge",
-            *(f'vtid_ledger_rejections_kept{{source="{source}"}} {n}'
-              for source, n in sorted(ledger["rejections_kept"].items())),
-            "# HELP vtid_ledger_build_info The writer's version and its fold's rules version.",
-            "# TYPE vtid_ledger_build_info gauge",
-            f'vtid_ledger_build_info{{version="{ledger["version"]}",'
-            f'rules_version="{ledger["rules_version"]}"}} 1',
-        ]  # fmt: skip
-    return "\n".join(lines) + "\n"

@@ -55,6 +55,11 @@ def test_sync_shows_progress_and_reports(settings: Settings, logged: Database) -
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"]["processed"] == 350
     assert "sync: 100%" in done.stderr and "350/350" in done.stderr
+    # Off a terminal: plain lines, each figure once (tqdm redrew its last frame on close).
+    assert "\r" not in done.stderr
+    assert [line for line in done.stderr.splitlines() if "100%" in line] == [
+        "sync: 100% 350/350 events"
+    ]
     pieces = re.split(r"[\r\n]", done.stderr)
     logged = [p for p in pieces if '{"severity"' in p]
     assert logged and all(p.startswith('{"severity"') for p in logged)  # never inside the bar
@@ -219,7 +224,7 @@ def test_rebuild_on_a_terminal_asks_first(settings: Settings, logged: Database) 
     assert logged.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 40
     code, shown = answer_rebuild(settings, "yes")
     assert code == 0, shown
-    assert '"events_read": 351' in shown  # 350 and the sync event the sweep wrote
+    assert '"events_read":351' in shown  # 350 and the sync event the sweep wrote
 
 
 @dataclass
@@ -479,7 +484,7 @@ def test_verify_tells_a_row_behind_the_sweep_from_a_row_that_drifted(
     insert(db, event(id="b", vtid="VTID-0002"))  # not swept yet
     waiting = run_cli(settings, "verify")
     assert waiting.returncode == 0, waiting.stdout
-    assert '"kind": "unswept"' in waiting.stdout and "wait for the sweep" in waiting.stderr
+    assert '"kind":"unswept"' in waiting.stdout and "wait for the sweep" in waiting.stderr
 
 
 def test_the_cli_runs_from_any_directory(tmp_path: Path) -> None:
@@ -522,7 +527,7 @@ def test_on_a_terminal_the_cli_does_not_repeat_itself_in_json_logs(
 ) -> None:
     insert(db, event(id="t1"))
     shown = on_a_terminal(settings, "sync")
-    assert '"ok": true' in shown and '"severity"' not in shown  # no JSON echo of the result
+    assert '"ok":true' in shown and '"severity"' not in shown  # no JSON echo of the result
     insert(db, event(id="t2"))
     asked = on_a_terminal(settings, "sync", LEDGER_LOG_FORMAT="json")
     assert '"severity": "INFO"' in asked and '"sweep finished"' in asked
@@ -551,3 +556,75 @@ def test_rejections_filter_and_replay_once_the_cause_is_fixed(
     assert answers[1] == {"rejection": 999999, "ok": False, "error": "no such rejection"}
     assert replayed.returncode == 1
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM oasis_events WHERE id = 'early'")) == 1
+
+
+def test_sync_follow_prints_each_batch_until_sigterm_and_exits_0(
+    settings: Settings, logged: Database
+) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "sync", "--follow", "--every", "0.2"],
+        env=env_for(settings), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        batches = [json.loads(follower.stdout.readline()) for _ in range(4)]  # 350 by 100
+        assert [b["batch"]["processed"] for b in batches] == [100, 100, 100, 50]
+        assert batches[-1]["last_event_id"] and batches[-1]["timestamp"].endswith("Z")
+        insert(logged, event(id="later", vtid="VTID-0001", created_at="2025-11-30T00:00:00Z"))
+        later = json.loads(follower.stdout.readline())  # the next sweep finds it by itself
+        assert later["batch"]["processed"] == 1 and later["last_event_id"] == "later"
+        follower.send_signal(signal.SIGTERM)
+        _, stderr = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 0, stderr
+    assert "stopped" in stderr and "Traceback" not in stderr
+
+
+def test_status_watch_reprints_until_ctrl_c(settings: Settings, logged: Database) -> None:
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "status", "--watch", "0.2"],
+        env=env_for(settings), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert watcher.stdout is not None
+        first = json.loads(watcher.stdout.readline())  # not a terminal: one JSON line each time
+        assert first["status"]["backlog"] == 350
+        assert run_cli(settings, "sync").returncode == 0
+        while (shown := json.loads(watcher.stdout.readline()))["status"]["backlog"]:
+            pass
+        assert shown["status"]["events_processed"] == 350
+        watcher.send_signal(signal.SIGINT)
+        _, stderr = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    assert watcher.returncode == 0 and "Traceback" not in stderr
+
+
+def test_reads_are_tables_on_a_terminal_and_json_otherwise(
+    settings: Settings, logged: Database
+) -> None:
+    assert run_cli(settings, "sync").returncode == 0
+    assert run_cli(settings, "ingest", '{"id": "r1", "metadata": [1]}').returncode == 1
+    reads = [
+        (("status",), "backlog", lambda j: j["status"]["backlog"] == 0),
+        (("explain", "VTID-0007"), "set by", lambda j: j["vtid"] == "VTID-0007"),
+        (("rejections",), "must be a JSON object", lambda j: j["event_id"] == "r1"),
+        (("tasks", "--limit", "2"), "--cursor", lambda j: j["meta"]["count"] == 2),
+        (("task", "VTID-0007"), "last_event_id", lambda j: j["data"]["vtid"] == "VTID-0007"),
+    ]
+    for args, in_table, check in reads:
+        table = on_a_terminal(settings, *args)
+        assert in_table in table and not table.lstrip().startswith("{"), (args, table)
+        asked = on_a_terminal(settings, *args, "--format", "json")  # --format wins
+        assert check(json.loads(asked.splitlines()[0])), (args, asked)
+        piped = run_cli(settings, *args)
+        assert piped.returncode == 0 and check(json.loads(piped.stdout.splitlines()[0])), args
+        forced = run_cli(settings, *args, "--format", "table")
+        assert in_table in forced.stdout, (args, forced.stdout)
+    assert run_cli(settings, "task", "VTID-9999").returncode == 1
+    assert run_cli(settings, "tasks", "--limit", "0").returncode == 2
