@@ -177,7 +177,7 @@ def test_cli_migrate(bare_db: Database, settings: object) -> None:
         text=True,
         check=True,
     )
-    assert '"ok": true' in out.stdout
+    assert json.loads(out.stdout)["ok"] is True
     with bare_db.session() as s:
         assert set(TABLES) <= tables(s)
 

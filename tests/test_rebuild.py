@@ -150,7 +150,7 @@ def test_one_task_through_the_cli(db: Database, settings: Settings) -> None:
     sweep(db)
     db.run(lambda s: s.run("UPDATE vtid_ledger SET status = 'drifted' WHERE vtid = 'VTID-0001'"))
     drifted = run_cli(settings, "verify", "--vtid", "vtid-0001")
-    assert drifted.returncode == 1 and '"vtid": "VTID-0001"' in drifted.stdout
+    assert drifted.returncode == 1 and '"vtid":"VTID-0001"' in drifted.stdout
     assert run_cli(settings, "verify", "--vtid", "VTID-0002").returncode == 0
     rebuilt = run_cli(settings, "rebuild", "--vtid", "VTID-0001")
     assert rebuilt.returncode == 0, rebuilt.stderr

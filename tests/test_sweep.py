@@ -561,7 +561,7 @@ def test_the_edge_is_one_for_every_path(db: Database, case: str) -> None:
     swept = sweep(db).counters
     verified = run_cli(db.settings, "verify")
     assert verified.returncode == 0 and "Traceback" not in verified.stderr, verified.stderr
-    assert ('"kind": "unreadable"' in verified.stdout) is not within
+    assert ('"kind":"unreadable"' in verified.stdout) is not within
     outcome = push(db, {**raw, "id": "edge-pushed", "vtid": "VTID-0002"})
     assert (by_reference, swept.errors == 0, outcome is not Outcome.REJECTED) == (within,) * 3
     assert ledger_rows(db).keys() == ({"VTID-0001", "VTID-0002"} if within else set())
