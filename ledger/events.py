@@ -40,6 +40,15 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "status": ("status",),
     "metadata": ("metadata", "payload"),
 }
+# The fields that must be strings (or null), in the order the first wrong one is reported.
+STRING_FIELDS = (
+    "id",
+    *_ALIASES["created_at"],
+    *_ALIASES["type"],
+    *_ALIASES["service"],
+    *_ALIASES["status"],
+    *_TEXT_FIELDS,
+)
 
 
 class Rejected(ValueError):

@@ -13,6 +13,7 @@ from typing import Any
 
 from ledger import oasis_events
 from ledger.db import Session
+from ledger.fold import WRITER_KEYS
 from ledger.json_text import raw
 from ledger.timefmt import iso
 
@@ -39,7 +40,6 @@ FROM oasis_events WHERE id::text = ANY(CAST(:ids AS text[]))"""
 
 NEWEST_COLUMNS = ("status", "service", "environment", "last_event_id", "last_event_at")
 FOUNDING_COLUMNS = ("description", "task_family", "task_type")
-WRITER_KEYS = ("autoCreated", "sourceEvent", "sourceType", "lastEventType")
 
 
 def parse_key(key: str) -> dict[str, Any]:

@@ -28,22 +28,15 @@ from ledger.task_status import map_status, priority
 
 Key = tuple[datetime, int, str, str]
 
+# The column registers, by the names an event's metadata may give each (first present wins).
+COLUMN_REGISTERS: dict[str, tuple[str, ...]] = {
+    "description": ("description", "summary"),
+    "task_family": ("taskFamily", "task_family"),
+    "task_type": ("taskType", "task_type"),
+    "assigned_to": ("assignedTo", "assigned_to", "assignee"),
+}
 # Keys the fold turns into columns; they do not also go into the row's metadata.
-COLUMN_KEYS = frozenset(
-    {
-        "vtid",
-        "tenant",
-        "description",
-        "summary",
-        "taskFamily",
-        "task_family",
-        "taskType",
-        "task_type",
-        "assignedTo",
-        "assigned_to",
-        "assignee",
-    }
-)
+COLUMN_KEYS = frozenset({"vtid", "tenant", *(n for ns in COLUMN_REGISTERS.values() for n in ns)})
 # The writer's own metadata keys; an event cannot set them.
 WRITER_KEYS = frozenset({"autoCreated", "sourceEvent", "sourceType", "lastEventType"})
 _META = "meta."
@@ -113,12 +106,7 @@ def register_values(event: Event) -> dict[str, Any]:
     """The values this event sets explicitly, by register name."""
     meta = event.metadata
     values: dict[str, Any] = {}
-    explicit = {
-        "description": _meta_text(meta, "description", "summary"),
-        "task_family": _meta_text(meta, "taskFamily", "task_family"),
-        "task_type": _meta_text(meta, "taskType", "task_type"),
-        "assigned_to": _meta_text(meta, "assignedTo", "assigned_to", "assignee"),
-    }
+    explicit = {column: _meta_text(meta, *names) for column, names in COLUMN_REGISTERS.items()}
     values.update((name, value) for name, value in explicit.items() if value is not None)
     for name, value in meta.items():
         if name in COLUMN_KEYS or name in WRITER_KEYS or value is None or value == "":

@@ -34,6 +34,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 SELECT '{description,task_family,task_type,assigned_to}'::text[]
 $$;
 
+-- The value an event's metadata gives a column register: the first non-empty string under one
+-- of the register's names, else NULL. ledger/fold.py COLUMN_REGISTERS. Inlined, and with a
+-- constant `register` the CASE folds away; `?|` first, since most events name none of them.
+CREATE OR REPLACE FUNCTION ledger_register_value(metadata jsonb, register text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT CASE register
+    WHEN 'description' THEN CASE WHEN metadata ?| '{description,summary}'
+        THEN ledger_meta_text(metadata, 'description', 'summary') END
+    WHEN 'task_family' THEN CASE WHEN metadata ?| '{taskFamily,task_family}'
+        THEN ledger_meta_text(metadata, 'taskFamily', 'task_family') END
+    WHEN 'task_type' THEN CASE WHEN metadata ?| '{taskType,task_type}'
+        THEN ledger_meta_text(metadata, 'taskType', 'task_type') END
+    WHEN 'assigned_to' THEN CASE WHEN metadata ?| '{assignedTo,assigned_to,assignee}'
+        THEN ledger_meta_text(metadata, 'assignedTo', 'assigned_to', 'assignee') END
+END
+$$;
+
 -- An event's fields that must be strings (or null) when it comes as JSON, in the order the
 -- first wrong one is reported. ledger/events.py STRING_FIELDS.
 CREATE OR REPLACE FUNCTION ledger_event_string_fields() RETURNS text[]

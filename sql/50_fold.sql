@@ -9,10 +9,10 @@ DECLARE
     s ledger_state;
     registers jsonb := ledger_meta_registers(e.metadata);
     full_key text COLLATE "C" := e.key || ledger_event_digest(e);
-    description text := ledger_meta_text(e.metadata, 'description', 'summary');
-    task_family text := ledger_meta_text(e.metadata, 'taskFamily', 'task_family');
-    task_type text := ledger_meta_text(e.metadata, 'taskType', 'task_type');
-    assigned_to text := ledger_meta_text(e.metadata, 'assignedTo', 'assigned_to', 'assignee');
+    description text := ledger_register_value(e.metadata, 'description');
+    task_family text := ledger_register_value(e.metadata, 'task_family');
+    task_type text := ledger_register_value(e.metadata, 'task_type');
+    assigned_to text := ledger_register_value(e.metadata, 'assigned_to');
     names text[] := ARRAY(SELECT jsonb_object_keys(registers));
 BEGIN
     s.vtid := e.task_vtid;
@@ -67,15 +67,10 @@ BEGIN
 RETURN QUERY
 WITH readable AS MATERIALIZED (  -- narrow: what every event contributes to the aggregates
     SELECT e.ordinality AS n, e.task_vtid AS vtid, e.key, e.metadata,
-        CASE WHEN e.metadata ?| '{description,summary}'
-            THEN ledger_meta_text(e.metadata, 'description', 'summary') END AS set_description,
-        CASE WHEN e.metadata ?| '{taskFamily,task_family}'
-            THEN ledger_meta_text(e.metadata, 'taskFamily', 'task_family') END AS set_task_family,
-        CASE WHEN e.metadata ?| '{taskType,task_type}'
-            THEN ledger_meta_text(e.metadata, 'taskType', 'task_type') END AS set_task_type,
-        CASE WHEN e.metadata ?| '{assignedTo,assigned_to,assignee}'
-            THEN ledger_meta_text(e.metadata, 'assignedTo', 'assigned_to', 'assignee')
-        END AS set_assigned_to
+        ledger_register_value(e.metadata, 'description') AS set_description,
+        ledger_register_value(e.metadata, 'task_family') AS set_task_family,
+        ledger_register_value(e.metadata, 'task_type') AS set_task_type,
+        ledger_register_value(e.metadata, 'assigned_to') AS set_assigned_to
     FROM unnest(events) WITH ORDINALITY AS e
     WHERE e.reason IS NULL AND e.task_vtid IS NOT NULL
       AND NOT (e.service = 'oasis-projector' AND e.type IS NOT DISTINCT FROM 'ledger_sync')
@@ -126,14 +121,14 @@ older_values AS (
 SELECT nr.vtid, newest.mapped_status AS status, newest.service,
     ledger_environment_of(newest.metadata) AS environment, newest.id AS last_event_id,
     newest.created_at AS last_event_at,
-    coalesce(ledger_meta_text(described.metadata, 'description', 'summary'),
+    coalesce(ledger_register_value(described.metadata, 'description'),
         ledger_default_description(founding.title, founding.message, founding.type))
         AS description,
-    coalesce(ledger_meta_text(family.metadata, 'taskFamily', 'task_family'), founding.layer,
-        'auto') AS task_family,
-    coalesce(ledger_meta_text(typed.metadata, 'taskType', 'task_type'),
+    coalesce(ledger_register_value(family.metadata, 'task_family'), founding.layer, 'auto')
+        AS task_family,
+    coalesce(ledger_register_value(typed.metadata, 'task_type'),
         ledger_default_task_type(founding.kind, founding.type)) AS task_type,
-    ledger_meta_text(assigned.metadata, 'assignedTo', 'assigned_to', 'assignee') AS assigned_to,
+    ledger_register_value(assigned.metadata, 'assigned_to') AS assigned_to,
     ledger_tenant_of(founding.tenant, founding.metadata) AS tenant,
     coalesce(older_values."values", '{}') || nr.registers
         || ledger_writer_keys(founding.id, founding.type, newest.type, nr.newest <> nr.founding)
@@ -409,18 +404,10 @@ SELECT CASE
         SELECT 1 FROM (
             SELECT jsonb_object_keys(ledger_meta_registers(event_metadata))
             UNION ALL
-            SELECT column_register FROM unnest(ARRAY[
-                CASE WHEN ledger_meta_text(event_metadata, 'description', 'summary')
-                    IS NOT NULL THEN 'description' END,
-                CASE WHEN ledger_meta_text(event_metadata, 'taskFamily', 'task_family')
-                    IS NOT NULL THEN 'task_family' END,
-                CASE WHEN ledger_meta_text(event_metadata, 'taskType', 'task_type')
-                    IS NOT NULL THEN 'task_type' END,
-                CASE WHEN ledger_meta_text(event_metadata, 'assignedTo', 'assigned_to',
-                    'assignee') IS NOT NULL THEN 'assigned_to' END]) AS column_register
+            SELECT register FROM unnest(ledger_column_registers()) AS register
+            WHERE ledger_register_value(event_metadata, register) IS NOT NULL
         ) AS registers(name)
-        WHERE registers.name IS NOT NULL
-          AND event_full_key COLLATE "C"
+        WHERE event_full_key COLLATE "C"
               > coalesce((before_owners ->> registers.name) COLLATE "C", ''))
         THEN 'updated'
     ELSE 'stale'

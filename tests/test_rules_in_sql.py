@@ -12,8 +12,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ledger.db import Database, Refused
-from ledger.events import Rejected, decode, digest, jsonb_text, parse_time
-from ledger.fold import event_key
+from ledger.events import STRING_FIELDS, Rejected, decode, digest, jsonb_text, parse_time
+from ledger.fold import COLUMN_KEYS, COLUMN_REGISTERS, WRITER_KEYS, event_key
 from ledger.task_status import map_status, priority
 from ledger.vtid import extract
 from tests.conftest import database_examples, json_text
@@ -222,3 +222,22 @@ def test_ordering_without_collate_c_would_differ_here(db: Database) -> None:
         pytest.skip("this server has no ICU; the traps are checked where it has")
     lower, upper = "a", "B"
     assert sql(db, "SELECT 'a' < 'B'") is True and (lower < upper) is False
+
+
+def test_the_lists_of_names_are_one_in_sql_and_in_python(db: Database) -> None:
+    """Each list of names the rules treat apart is kept once per language (functions of
+    sql/30_event_rules.sql, constants of ledger/fold.py and ledger/events.py): the two agree."""
+    with db.session() as s:
+        assert frozenset(s.scalar("SELECT ledger_column_keys()")) == COLUMN_KEYS
+        assert frozenset(s.scalar("SELECT ledger_writer_key_names()")) == WRITER_KEYS
+        assert s.scalar("SELECT ledger_column_registers()") == list(COLUMN_REGISTERS)
+        assert tuple(s.scalar("SELECT ledger_event_string_fields()")) == STRING_FIELDS
+        for column, names in COLUMN_REGISTERS.items():
+            for name in (*names, "other"):
+                given = s.scalar(
+                    "SELECT ledger_register_value(jsonb_build_object(CAST(:name AS text), 'x'), "
+                    ":column)",
+                    name=name,
+                    column=column,
+                )
+                assert given == ("x" if name in names else None), (column, name)
