@@ -88,11 +88,11 @@ def test_schema_setting_isolates(settings: Settings, db: Database) -> None:
 def test_cloud_sql_without_credentials_is_a_clear_transient_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: object
 ) -> None:
-    import ledger.db
+    import ledger.db_connect
 
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))  # no gcloud credentials either
-    monkeypatch.setattr(ledger.db, "_connector", None)
+    monkeypatch.setattr(ledger.db_connect, "_connector", None)
     cloud = Database(
         Settings.from_env(
             {"INSTANCE_CONNECTION_NAME": "p:r:i", "DB_NAME": "oasis", "DB_USER": "sa@p.iam"}

@@ -11,9 +11,9 @@ HEAVY = ("google.cloud.pubsub", "google.cloud.sql", "pgserver", "pg8000", "grpc"
 def test_cold_start_imports_no_client_and_opens_nothing() -> None:
     probe = (
         "import sys, main\n"
-        "from ledger import realtime, http_api, sweep, ingest, cli, db\n"
+        "from ledger import realtime, http_api, sweep, ingest, cli, db, db_connect\n"
         f"print([m for m in sys.modules if m.startswith({HEAVY!r})])\n"
-        "print(db._default, db._connector)\n"
+        "print(db._default, db_connect._connector)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
