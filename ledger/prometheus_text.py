@@ -76,18 +76,16 @@ def _families(report: dict[str, Any]) -> Iterator[Metric]:
         yield family
 
     realtime = projectors.get("vtid_ledger_sync", {})
-    if "delivery_lag_count" in realtime:
-        # Postgres keeps the sum and the count of the real-time path's lags, not per-bucket
-        # counts, so the only bucket that can be told truly is +Inf: a histogram whose _sum and
-        # _count (the names these had as two counters) give the mean with rate().
+    if "delivery_lag_buckets" in realtime:
         lag = HistogramMetricFamily(
             "vtid_ledger_delivery_lag_seconds",
-            "Publish-to-applied seconds of the real-time path's events (buckets: +Inf only).",
+            "Publish-to-applied seconds of the real-time path's events (lags counted before the "
+            "buckets existed are in +Inf only).",
             labels=["projector"],
         )
         lag.add_metric(
             ["vtid_ledger_sync"],
-            [("+Inf", float(realtime["delivery_lag_count"]))],
+            [(le, float(n)) for le, n in realtime["delivery_lag_buckets"].items()],
             float(realtime["delivery_lag_seconds_sum"]),
         )
         yield lag

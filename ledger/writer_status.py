@@ -114,6 +114,7 @@ def metrics(session: Session) -> dict[str, Any]:
                 "lag_seconds": None if last_lag is None else round(last_lag, 3),
                 "delivery_lag_seconds_sum": round(realtime["delivery_lag_seconds_sum"], 3),
                 "delivery_lag_count": int(realtime["delivery_lag_count"]),
+                "delivery_lag_buckets": _lag_buckets(realtime),
                 "redelivered": int(realtime["redelivered"]),
             },
             projection_offsets.PROJECTOR: {
@@ -129,6 +130,17 @@ def metrics(session: Session) -> dict[str, Any]:
         "instance": instance_report(),
         "timestamp": now(),
     }
+
+
+def _lag_buckets(realtime: dict[str, Any]) -> dict[str, int]:
+    """Cumulative counts by upper bound, as a Prometheus histogram has them (+Inf: all)."""
+    from itertools import accumulate
+
+    counts = accumulate(int(c) for c in realtime["delivery_lag_buckets"])
+    buckets = {
+        str(float(b)): c for b, c in zip(realtime["delivery_lag_bounds"], counts, strict=True)
+    }
+    return {**buckets, "+Inf": int(realtime["delivery_lag_count"])}
 
 
 LEDGER = """

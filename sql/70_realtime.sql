@@ -1,87 +1,67 @@
 -- The real-time path: a pushed event, or a batch of them (group commit), applied and counted.
 
--- The real-time path's counters (projector vtid_ledger_sync), one shard per connection, so
--- concurrent instances do not queue on one row. A delivery attempt
--- above 1 means an earlier attempt failed or timed out: a rising count is what precedes dead
--- letters. The lag is publish to applied, the real-time path's own latency.
-CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz,
-    publish_time timestamptz DEFAULT NULL, delivery_attempt integer DEFAULT NULL)
-RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    my_shard smallint := pg_backend_pid() % 16;
-    again int := (coalesce(delivery_attempt, 1) > 1)::int;
-    lag double precision :=
-        greatest(0, extract(epoch FROM clock_timestamp() - publish_time))::double precision;
-BEGIN
-    UPDATE projector_progress AS p SET
-        events_processed = p.events_processed + 1,
-        created = p.created + (outcome = 'created')::int,
-        updated = p.updated + (outcome = 'updated')::int,
-        skipped = p.skipped + (outcome = 'skipped')::int,
-        errors = p.errors + (outcome = 'rejected')::int,
-        redelivered = p.redelivered + again,
-        delivery_lag_seconds_sum = p.delivery_lag_seconds_sum + coalesce(lag, 0),
-        delivery_lag_count = p.delivery_lag_count + (lag IS NOT NULL)::int,
-        last_delivery_lag_seconds = coalesce(lag, p.last_delivery_lag_seconds),
-        last_processed_at = now(),
-        last_event_time = greatest(p.last_event_time, event_time)
-    WHERE p.projector_name = 'vtid_ledger_sync' AND p.shard = my_shard;
-    IF NOT FOUND THEN  -- the shard's first event
-        INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
-            updated, skipped, errors, redelivered, delivery_lag_seconds_sum, delivery_lag_count,
-            last_delivery_lag_seconds, last_processed_at, last_event_time)
-        VALUES ('vtid_ledger_sync', my_shard, 1, (outcome = 'created')::int,
-            (outcome = 'updated')::int, (outcome = 'skipped')::int,
-            (outcome = 'rejected')::int, again, coalesce(lag, 0), (lag IS NOT NULL)::int, lag,
-            now(), event_time)
-        ON CONFLICT (projector_name, shard) DO UPDATE SET
-            events_processed = p.events_processed + 1,
-            created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
-            skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
-            redelivered = p.redelivered + EXCLUDED.redelivered,
-            delivery_lag_seconds_sum =
-                p.delivery_lag_seconds_sum + EXCLUDED.delivery_lag_seconds_sum,
-            delivery_lag_count = p.delivery_lag_count + EXCLUDED.delivery_lag_count,
-            last_delivery_lag_seconds =
-                coalesce(EXCLUDED.last_delivery_lag_seconds, p.last_delivery_lag_seconds),
-            last_processed_at = now(),
-            last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
-    END IF;
-END
+-- The upper bounds (seconds) of the delivery lag's histogram buckets, as Prometheus's client
+-- libraries default them, and a longer tail for a backlog.
+CREATE OR REPLACE FUNCTION ledger_delivery_lag_bounds() RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300}'::float8[]
 $$;
 
--- The real-time counters for many events at once (one UPDATE of the connection's shard).
+-- The real-time path's counters (projector vtid_ledger_sync) for the events of one statement:
+-- one UPSERT of the connection's shard, so concurrent instances do not queue on one row. The
+-- writer's own events (outcome 'ignored') are not counted, as the sweep does not count them. A
+-- delivery attempt above 1 means an earlier attempt failed or timed out: a rising count is what
+-- precedes dead letters. The lag is publish to applied, the real-time path's own latency.
 CREATE OR REPLACE FUNCTION ledger_count_realtime_many(outcomes text[],
     event_times timestamptz[], publish_times timestamptz[], attempts integer[])
 RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     my_shard smallint := pg_backend_pid() % 16;
+    bounds CONSTANT float8[] := ledger_delivery_lag_bounds();
     t record;
+    added bigint[];
+    hit int;
 BEGIN
     SELECT count(*) AS processed,
-        count(*) FILTER (WHERE o = 'created') AS created,
-        count(*) FILTER (WHERE o = 'updated') AS updated,
-        count(*) FILTER (WHERE o = 'skipped') AS skipped,
-        count(*) FILTER (WHERE o = 'rejected') AS errors,
-        count(*) FILTER (WHERE coalesce(a, 1) > 1) AS redelivered,
-        coalesce(sum(greatest(0, extract(epoch FROM clock_timestamp() - p)))::float8, 0)
-            AS lag_sum,
-        count(p) AS lag_count,
-        greatest(0, extract(epoch FROM clock_timestamp() - max(p)))::float8 AS last_lag,
-        max(e) AS last_event_time
+        count(*) FILTER (WHERE x.outcome = 'created') AS created,
+        count(*) FILTER (WHERE x.outcome = 'updated') AS updated,
+        count(*) FILTER (WHERE x.outcome = 'skipped') AS skipped,
+        count(*) FILTER (WHERE x.outcome = 'rejected') AS errors,
+        count(*) FILTER (WHERE coalesce(x.attempt, 1) > 1) AS redelivered,
+        coalesce(sum(lags.lag), 0) AS lag_sum,
+        count(lags.lag) AS lag_count,
+        (array_agg(lags.lag ORDER BY x.published DESC) FILTER (WHERE lags.lag IS NOT NULL))[1]
+            AS last_lag,
+        max(x.event_time) AS last_event_time,
+        array_agg(lags.bucket) FILTER (WHERE lags.bucket IS NOT NULL)::int[] AS buckets_hit
     INTO t
-    FROM unnest(outcomes, event_times, publish_times, attempts) AS x(o, e, p, a)
-    WHERE o <> 'ignored';
+    FROM unnest(outcomes, event_times, publish_times, attempts)
+        AS x(outcome, event_time, published, attempt),
+    -- each lag's bucket: the first bound it does not exceed (past the last: +Inf only);
+    -- width_bucket counts the bounds at or below it
+    LATERAL (SELECT lag.seconds AS lag,
+            CASE WHEN lag.seconds = bounds[w.n] THEN w.n ELSE w.n + 1 END AS bucket
+        FROM (SELECT CASE WHEN x.published IS NOT NULL THEN greatest(0,
+                extract(epoch FROM clock_timestamp() - x.published))::float8 END AS seconds)
+            AS lag,
+        LATERAL (SELECT width_bucket(lag.seconds, bounds) AS n) AS w) AS lags
+    WHERE x.outcome <> 'ignored';
     IF t.processed = 0 THEN
         RETURN;
     END IF;
+    added := array_fill(0::bigint, ARRAY[cardinality(bounds)]);
+    FOREACH hit IN ARRAY coalesce(t.buckets_hit, '{}') LOOP
+        IF hit <= cardinality(bounds) THEN
+            added[hit] := added[hit] + 1;
+        END IF;
+    END LOOP;
     INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
         updated, skipped, errors, redelivered, delivery_lag_seconds_sum, delivery_lag_count,
-        last_delivery_lag_seconds, last_processed_at, last_event_time)
+        last_delivery_lag_seconds, last_processed_at, last_event_time, delivery_lag_buckets)
     VALUES ('vtid_ledger_sync', my_shard, t.processed, t.created, t.updated, t.skipped,
-        t.errors, t.redelivered, t.lag_sum, t.lag_count, t.last_lag, now(), t.last_event_time)
+        t.errors, t.redelivered, t.lag_sum, t.lag_count, t.last_lag, now(), t.last_event_time,
+        added)
     ON CONFLICT (projector_name, shard) DO UPDATE SET
         events_processed = p.events_processed + EXCLUDED.events_processed,
         created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
@@ -90,10 +70,25 @@ BEGIN
         delivery_lag_seconds_sum =
             p.delivery_lag_seconds_sum + EXCLUDED.delivery_lag_seconds_sum,
         delivery_lag_count = p.delivery_lag_count + EXCLUDED.delivery_lag_count,
+        delivery_lag_buckets = ARRAY(
+            SELECT coalesce(p.delivery_lag_buckets[i], 0) + EXCLUDED.delivery_lag_buckets[i]
+            FROM generate_subscripts(EXCLUDED.delivery_lag_buckets, 1) AS i ORDER BY i),
         last_delivery_lag_seconds =
             coalesce(EXCLUDED.last_delivery_lag_seconds, p.last_delivery_lag_seconds),
         last_processed_at = now(),
         last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
+END
+$$;
+
+-- The same for one event (a rejection recorded by Python). plpgsql: a SQL function
+-- called from plpgsql is planned again at every call (150 µs, measured).
+CREATE OR REPLACE FUNCTION ledger_count_realtime(outcome text, event_time timestamptz,
+    publish_time timestamptz DEFAULT NULL, delivery_attempt integer DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM ledger_count_realtime_many(ARRAY[outcome], ARRAY[event_time], ARRAY[publish_time],
+        ARRAY[delivery_attempt]);
 END
 $$;
 
@@ -125,7 +120,8 @@ BEGIN
         outcome := CASE WHEN NOT FOUND THEN 'stale'
             WHEN written.created THEN 'created' ELSE 'updated' END;
     END IF;
-    PERFORM ledger_count_realtime(outcome, e.created_at, publish_time, delivery_attempt);
+    PERFORM ledger_count_realtime_many(ARRAY[outcome], ARRAY[e.created_at],
+        ARRAY[publish_time], ARRAY[delivery_attempt]);
     RETURN QUERY SELECT outcome, e.task_vtid, e.id, e.reason;
 END
 $$;

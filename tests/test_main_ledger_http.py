@@ -348,6 +348,9 @@ def test_metrics_report_each_paths_lag_and_the_redeliveries_that_precede_dead_le
     assert sample(text, "vtid_ledger_redelivered_total", projector="vtid_ledger_sync") == 1
     assert sample(text, "vtid_ledger_backlog_events", projector="vtid_ledger_writer") == 1
     assert sample(text, "vtid_ledger_delivery_lag_seconds_count", projector="vtid_ledger_sync") == 2
+    # both were published 30 s before they were applied: none within 10 s, both within 60 s
+    for le, count in (("10.0", 0), ("30.0", 0), ("60.0", 2), ("+Inf", 2)):
+        assert sample(text, "vtid_ledger_delivery_lag_seconds_bucket", le=le) == count, le
     call(http_function, "POST", "/internal/oasis/ledger/sync")
     swept = call(http_function, "GET", "/metrics").json()["projectors"]["vtid_ledger_writer"]
     assert (swept["backlog"], swept["lag_seconds"]) == (0, 0)
