@@ -487,11 +487,13 @@ def cmd_task(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_grant(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.roles import GrantError, grant
 
-    if not (args.writer or args.operator):
-        print("name at least one --writer or --operator user", file=sys.stderr)
+    if not (args.writer or args.service or args.operator):
+        print("name at least one --writer, --service or --operator user", file=sys.stderr)
         return 2
     try:
-        done = Database(settings).run(lambda s: grant(s, args.writer, args.operator))
+        done = Database(settings).run(
+            lambda s: grant(s, writers=args.writer, services=args.service, operators=args.operator)
+        )
     except GrantError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -543,8 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="USER",
-        help="the HTTP function's or an operator's user: also sweeps, ingests, rebuilds "
-        "(repeatable)",
+        help="an operator's user: the service's rights, and the whole rebuild (repeatable)",
+    )
+    granting.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="the HTTP function's user: also sweeps, ingests, rebuilds one task; deletes no "
+        "ledger row (repeatable)",
     )
     serve = command(
         "serve",

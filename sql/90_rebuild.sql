@@ -168,3 +168,28 @@ BEGIN
     RETURN QUERY SELECT n_inserted, n_updated, n_deleted;
 END
 $$;
+
+-- One task's rebuild for a caller that may not delete ledger rows (the HTTP function's
+-- vtid_ledger_service): begin, fold its events, apply, in the caller's transaction. SECURITY
+-- DEFINER, so it runs with its owner's rights (whoever migrated), and only this: it makes one
+-- row what the log says, which is what the ledger should hold anyway. Its search_path is pinned
+-- to this schema with pg_temp last, so a caller's temporary table cannot stand in for a table.
+CREATE OR REPLACE FUNCTION ledger_rebuild_one(task text)
+RETURNS TABLE (events bigint, inserted bigint, updated bigint, deleted bigint)
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+DECLARE
+    folded bigint;
+BEGIN
+    PERFORM ledger_rebuild_begin(task);
+    folded := ledger_rebuild_task(task);
+    RETURN QUERY SELECT folded, a.inserted, a.updated, a.deleted
+        FROM ledger_rebuild_apply(task) AS a;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION ledger_rebuild_one(text) FROM PUBLIC;
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION ledger_rebuild_one(text) SET search_path = %I, pg_temp',
+        current_schema());
+END
+$$;

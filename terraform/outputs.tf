@@ -24,7 +24,7 @@ output "instance_connection_name" {
 }
 
 output "database_users" {
-  description = "IAM database users of the two functions and of the operators: after migrating, python -m ledger grant --writer <event_function> --operator <http_function> --operator <each operator>."
+  description = "IAM database users of the two functions and of the operators: after migrating, python -m ledger grant --writer <event_function> --service <http_function> --operator <each operator>."
   value = {
     event_function = google_sql_user.event_function.name
     http_function  = google_sql_user.http_function.name

@@ -267,7 +267,7 @@ CATALOG = {
         ORDER BY 1, 2, 3""",
     "functions": """
         SELECT p.proname AS name, pg_get_function_identity_arguments(p.oid) AS arguments,
-            replace(pg_get_functiondef(p.oid), current_schema() || '.', '') AS definition
+            replace(pg_get_functiondef(p.oid), current_schema(), 'SCHEMA') AS definition
         FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace ORDER BY 1, 2""",
     "settings": "SELECT name, value FROM ledger_settings ORDER BY name",
 }

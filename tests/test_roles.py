@@ -1,17 +1,18 @@
-"""The database roles (migrations/20251207_roles.sql) and `python -m ledger grant`: the
-functions work as members of their role, and the roles cannot destroy anything."""
+"""The database roles (sql/95_roles.sql) and `python -m ledger grant`: the functions work as
+members of their role, no role can destroy anything, and only people may delete ledger rows."""
 
 import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 
 from ledger.config import Settings
-from ledger.db import Database, NotPermitted
+from ledger.db import Database, NotPermitted, Session
 from ledger.local.serve import SMOKE_EVENT
 from tests.conftest import FunctionServer, env_for, event, ledger_row, run_cli, store
 from tests.test_main_oasis_event import push_body, send_push
@@ -56,6 +57,13 @@ def writer(settings: Settings, login: Login) -> Settings:
 
 
 @pytest.fixture
+def service(settings: Settings, login: Login) -> Settings:
+    name, as_service = login()
+    assert run_cli(settings, "grant", "--service", name).returncode == 0
+    return as_service
+
+
+@pytest.fixture
 def operator(settings: Settings, login: Login) -> Settings:
     name, as_operator = login()
     assert run_cli(settings, "grant", "--operator", name).returncode == 0
@@ -93,7 +101,7 @@ def test_grant_refuses_a_user_that_does_not_exist(settings: Settings, db: Databa
     assert run_cli(settings, "grant").returncode == 2
 
 
-@pytest.mark.parametrize("role", ["writer", "operator"])
+@pytest.mark.parametrize("role", ["writer", "service", "operator"])
 @pytest.mark.parametrize(
     "statement",
     [
@@ -182,3 +190,61 @@ def test_the_http_function_and_the_cli_work_as_an_operator(
     rebuilt = run_cli(operator, "rebuild", "--yes")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger")) == 2
+
+
+def test_the_http_functions_role_deletes_no_row_but_rebuilds_one_task(
+    service: Settings, db: Database, serve_function: Callable[..., FunctionServer]
+) -> None:
+    """vtid_ledger_service (the HTTP function) sweeps, ingests and reads, and rebuilds one
+    task through ledger_rebuild_one, even where that deletes the task's row; it cannot delete
+    a row itself, rebuild the whole ledger, or read other sessions (pg_monitor)."""
+    fn = serve_function("ledger_http", env_for(service))
+    url = fn.url
+    assert requests.post(url("/api/v1/events/ingest"), json=SMOKE_EVENT, timeout=30).ok
+    store(db, event(id="gone-1", vtid="VTID-0031", topic="task_started"))
+    synced = requests.post(url("/internal/oasis/ledger/sync"), timeout=30).json()
+    assert synced["result"]["created"] == 2, fn.output()
+    for path in ("/internal/oasis/ledger/status", "/metrics", "/api/v1/tasks"):
+        assert requests.get(url(path), timeout=30).status_code == 200, (path, fn.output())
+
+    member = Database(service)
+    try:
+        with pytest.raises(NotPermitted):
+            member.run(lambda s: s.run("DELETE FROM vtid_ledger WHERE vtid = 'VTID-0031'"))
+        monitor = "SELECT pg_has_role(current_user, 'pg_monitor', 'USAGE')"
+        assert member.run(lambda s: s.scalar(monitor)) is False
+    finally:
+        member.close()
+
+    db.run(lambda s: s.run("DELETE FROM oasis_events WHERE id = 'gone-1'"))  # the log says none
+    rebuilt = requests.post(url("/internal/oasis/ledger/rebuild?vtid=VTID-0031"), timeout=30)
+    assert rebuilt.status_code == 200, fn.output()
+    assert rebuilt.json()["result"]["rows"]["deleted"] == 1
+    assert db.run(lambda s: ledger_row(s, "VTID-0031")) is None
+
+    whole = run_cli(service, "rebuild", "--yes")
+    assert whole.returncode != 0 and "Traceback" not in whole.stderr
+    assert "grant" in whole.stderr
+
+
+def test_a_temporary_table_cannot_stand_in_for_the_ledger_in_the_definers_rebuild(
+    service: Settings, db: Database
+) -> None:
+    """ledger_rebuild_one runs with its owner's rights: its search_path puts pg_temp last, so
+    a caller's temporary table named vtid_ledger is not what it writes."""
+    store(db, event(vtid="VTID-0032", topic="task_completed"))
+    member = Database(service)
+    try:
+
+        def attack(s: Session) -> Any:
+            s.run("CREATE TEMP TABLE vtid_ledger (LIKE ledger_state)")
+            found = s.one("SELECT * FROM ledger_rebuild_one('VTID-0032')")
+            s.run("DROP TABLE pg_temp.vtid_ledger")
+            return found
+
+        done = member.run(attack)
+    finally:
+        member.close()
+    assert done is not None and done["inserted"] == 1
+    row = db.run(lambda s: ledger_row(s, "VTID-0032"))
+    assert row is not None and row["status"] == "complete"
