@@ -66,6 +66,36 @@ def _opt(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+@dataclass(frozen=True, slots=True)
+class Callers:
+    """Who may use each capability of ledger_http, by the email in the caller's ID token (a
+    service account's or a person's); `*` is anyone Cloud Run lets in. ledger/callers.py says
+    which route needs which."""
+
+    sync: frozenset[str] = frozenset()
+    ingest: frozenset[str] = frozenset()
+    read: frozenset[str] = frozenset()
+    rebuild: frozenset[str] = frozenset()
+
+    def allowed(self, capability: str) -> frozenset[str]:
+        found: frozenset[str] = getattr(self, capability)
+        return found
+
+
+def _callers(env: Mapping[str, str]) -> Callers | None:
+    """LEDGER_SYNC_CALLERS, LEDGER_INGEST_CALLERS, LEDGER_READ_CALLERS, LEDGER_REBUILD_CALLERS:
+    comma-separated emails or `*`. None when none is set: no check by caller."""
+    lists: dict[str, frozenset[str]] = {}
+    for capability in Callers.__slots__:
+        name = f"LEDGER_{capability.upper()}_CALLERS"
+        names = frozenset(n.strip().lower() for n in env.get(name, "").split(",") if n.strip())
+        odd = sorted(n for n in names if n != "*" and "@" not in n)
+        if odd:
+            raise ConfigError(f"{name} takes emails or *, got {', '.join(odd)}")
+        lists[capability] = names
+    return Callers(**lists) if any(lists.values()) else None
+
+
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / ".ledger-data"
 """The embedded Postgres's data: the checkout's own, whatever the working directory (a CLI run
 elsewhere used to make a new, empty cluster there)."""
@@ -89,6 +119,9 @@ class Settings:
     pubsub_topic: str | None = None
     google_cloud_project: str | None = None
     api_token: str | None = None
+    callers: Callers | None = None
+    """Who may use each capability of ledger_http (LEDGER_<CAPABILITY>_CALLERS); None: anyone
+    who gets through (Cloud Run's IAM, LEDGER_API_TOKEN)."""
     sweep_time_budget_s: float = 50.0
     sweep_batch_size: int = 50_000
     # Every wait is bounded. A statement or lock wait past these is transient (retried); a
@@ -121,6 +154,7 @@ class Settings:
             pubsub_topic=_opt(env, "PUBSUB_TOPIC"),
             google_cloud_project=_opt(env, "GOOGLE_CLOUD_PROJECT"),
             api_token=_opt(env, "LEDGER_API_TOKEN"),
+            callers=_callers(env),
             sweep_time_budget_s=_float(env, "SWEEP_TIME_BUDGET_S", 50.0, 0.1, 3600.0),
             sweep_batch_size=_int(env, "SWEEP_BATCH_SIZE", 50_000, 1, 500_000),
             db_connect_timeout_s=_float(env, "DB_CONNECT_TIMEOUT_S", 10.0, 0.1, 300.0),

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ledger import callers, json_text, logs
 from ledger import db as database
-from ledger import json_text, logs
 from ledger.config import ConfigError
 from ledger.db import Database, NotMigrated, Transient, describe
 from ledger.instance_counters import this_process
@@ -172,6 +172,7 @@ def ingest(db: Database, request: flask.Request) -> Response:
         )  # fmt: skip
     raw = _body(request)
     topic = db.settings.topic_path
+    who = callers.caller(request.headers.get)  # stored with each event as ingested_by
     if request.mimetype == NDJSON:
         # Split the bytes at newlines only: str.splitlines would also break at U+2028 and
         # U+0085, which JSON allows unescaped inside strings, and decoding first would lose
@@ -182,19 +183,19 @@ def ingest(db: Database, request: flask.Request) -> Response:
         except ingesting.TooManyLines as exc:
             raise HttpError(413, f"{exc}: send them in several requests") from None
         if count == 0:
-            ingesting.ingest_one(db, raw, None)  # recorded, like every refused body
+            ingesting.ingest_one(db, raw, None, who)  # recorded, like every refused body
             this_process().count_ingested(["rejected"])
             return _error(400, "body holds no event (NDJSON: one JSON object per line)")
-        done_lines = list(ingesting.ingest_lines(db, lines, topic))
+        done_lines = list(ingesting.ingest_lines(db, lines, topic, who))
         this_process().count_ingested([r.outcome for r in done_lines])
         results = [r.as_dict() for r in done_lines]
         text = "".join(json_text.dumps(r) + "\n" for r in results)  # as the CLI's lines
         return text, 200, {"Content-Type": NDJSON}
     if not raw.strip():
-        ingesting.ingest_one(db, raw, None)  # recorded, like every refused body
+        ingesting.ingest_one(db, raw, None, who)  # recorded, like every refused body
         this_process().count_ingested(["rejected"])
         return _error(400, "body must be a JSON object")
-    done = ingesting.ingest_one(db, raw, topic)
+    done = ingesting.ingest_one(db, raw, topic, who)
     this_process().count_ingested([done.outcome])
     return done.as_dict(), done.http_status
 
@@ -321,9 +322,16 @@ def handle(request: flask.Request, db: Database | None = None) -> Any:
     started = time.monotonic()
     try:
         db = db or database.default()
+        who = callers.caller(request.headers.get)
+        path = request.path.rstrip("/") or "/"
+        refused = callers.refusal(
+            db.settings.callers, callers.capability(request.method, path), who
+        )
         if not _authorised(request, db.settings.api_token):
             response = _error(401, "missing or wrong bearer token")
             response = (*response, {"WWW-Authenticate": 'Bearer realm="vtid-ledger"'})
+        elif refused is not None:
+            response = _error(*refused)
         else:
             response = _route(db, request)
     except HttpError as exc:
@@ -350,11 +358,14 @@ def handle(request: flask.Request, db: Database | None = None) -> Any:
 
 
 def _access_log(request: flask.Request, reply: Any, seconds: float) -> None:
-    """One line per request, in Cloud Logging's httpRequest form."""
+    """One line per request, in Cloud Logging's httpRequest form, naming the caller (the email
+    of its ID token) when there is one: every write can be traced to who asked for it."""
+    who = callers.caller(request.headers.get)
     log.log(
         logging.WARNING if reply.status_code >= 500 else logging.INFO,
         f"{request.method} {request.path} {reply.status_code}",
         extra={
+            **({"caller": who} if who else {}),
             "httpRequest": {
                 "requestMethod": request.method,
                 "requestUrl": request.full_path.rstrip("?"),
@@ -363,6 +374,6 @@ def _access_log(request: flask.Request, reply: Any, seconds: float) -> None:
                 "userAgent": request.headers.get("User-Agent", ""),
                 "remoteIp": request.remote_addr or "",
                 "latency": f"{seconds:.6f}s",
-            }
+            },
         },
     )

@@ -84,10 +84,17 @@ def _stored(row: dict[str, Any], *, quiet: bool = False) -> Ingested:
 
 
 def _store_one(
-    db: Database, payload: str, received_at: datetime, *, quiet: bool = False
+    db: Database,
+    payload: str,
+    received_at: datetime,
+    caller: str | None,
+    *,
+    quiet: bool = False,
 ) -> Ingested:
     def work(session: Session) -> dict[str, Any]:
-        [row] = session.call(oasis_events.INGEST, payload=payload, received_at=received_at)
+        [row] = session.call(
+            oasis_events.INGEST, payload=payload, received_at=received_at, caller=caller
+        )
         return row
 
     try:
@@ -100,19 +107,24 @@ def _store_one(
         return _record(db, payload.encode(), reason)
 
 
-def _store_chunk(db: Database, payloads: list[str], received_at: datetime) -> list[Ingested]:
+def _store_chunk(
+    db: Database, payloads: list[str], received_at: datetime, caller: str | None
+) -> list[Ingested]:
     """One statement for the chunk; if Postgres refuses one event, the chunk is stored again one
     event at a time so the others are kept and only that one is recorded."""
 
     def work(session: Session) -> list[dict[str, Any]]:
         return session.call(
-            oasis_events.INGEST_MANY, payloads=text_array(list(payloads)), received_at=received_at
+            oasis_events.INGEST_MANY,
+            payloads=text_array(list(payloads)),
+            received_at=received_at,
+            caller=caller,
         )
 
     try:
         return [_stored(row, quiet=True) for row in db.run(work)]
     except Refused:
-        return [_store_one(db, payload, received_at, quiet=True) for payload in payloads]
+        return [_store_one(db, payload, received_at, caller, quiet=True) for payload in payloads]
 
 
 def _attributes(done: Ingested) -> dict[str, str]:
@@ -161,14 +173,17 @@ def _publish_all(topic_path: str | None, results: list[Ingested]) -> list[Ingest
     return out
 
 
-def ingest_one(db: Database, raw: bytes, topic_path: str | None) -> Ingested:
+def ingest_one(
+    db: Database, raw: bytes, topic_path: str | None, caller: str | None = None
+) -> Ingested:
     """Store one event (a JSON object), then publish it. Store first: a failed publish loses
-    nothing, the sweep still applies the event."""
+    nothing, the sweep still applies the event. `caller` is stored as ingested_by (None: the
+    database user)."""
     try:
         payload = edge_text(raw)
     except Rejected as exc:
         return _record(db, raw, exc.reason)
-    return _publish(topic_path, _store_one(db, payload, datetime.now(UTC)))
+    return _publish(topic_path, _store_one(db, payload, datetime.now(UTC), caller))
 
 
 MAX_LINES = 5000
@@ -189,7 +204,7 @@ def count_lines(lines: list[bytes]) -> int:
 
 
 def ingest_lines(
-    db: Database, lines: Iterable[bytes], topic_path: str | None
+    db: Database, lines: Iterable[bytes], topic_path: str | None, caller: str | None = None
 ) -> Iterator[Ingested]:
     """Store events given one JSON object per line (blank lines are passed over), in chunks;
     one result per event, in order. Lines the edge refuses are recorded together, one
@@ -210,7 +225,7 @@ def ingest_lines(
             results.update((n, Ingested("rejected", reason=reason)) for n, reason, _ in refused)
             refused.clear()
         if pending:
-            stored = _store_chunk(db, [payload for _, payload in pending], received_at)
+            stored = _store_chunk(db, [payload for _, payload in pending], received_at, caller)
             results.update(zip((n for n, _ in pending), stored, strict=True))
             pending.clear()
         ordered = [replace(results.pop(n), line=line_of.pop(n)) for n in sorted(results)]

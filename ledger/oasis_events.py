@@ -45,13 +45,13 @@ WHERE {_OWN} ORDER BY tx_id DESC, seq DESC LIMIT :limit"""
 
 INGEST = """
 SELECT outcome, event_id, reason, wire, event_type
-FROM ledger_ingest_request(:payload, :received_at)"""
+FROM ledger_ingest_request(:payload, :received_at, :caller)"""
 
 # Many events in one statement (one transaction): NDJSON ingest stores thousands a second.
 INGEST_MANY = """
 SELECT r.outcome, r.event_id, r.reason, r.wire, r.event_type
 FROM unnest(CAST(:payloads AS text[])) WITH ORDINALITY AS p(payload, n),
-LATERAL ledger_ingest_request(p.payload, :received_at) AS r
+LATERAL ledger_ingest_request(p.payload, :received_at, :caller) AS r
 ORDER BY p.n"""
 
 # verify: every event with what Postgres's rules make of it (its VTID, or why it is rejected),

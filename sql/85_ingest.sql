@@ -1,11 +1,17 @@
--- Ingest: events given over HTTP, stored in the log.
+-- Ingest: events given over HTTP or the CLI, stored in the log.
+
+-- Gone: ingest without the caller.
+DROP FUNCTION IF EXISTS ledger_ingest_request(text, timestamptz);
+DROP FUNCTION IF EXISTS ledger_ingest_event(text, timestamptz);
 
 -- One event given to POST /api/v1/events/ingest: decoded by the rules every path uses, refused
 -- (and recorded) when it cannot be read, is from the future, claims the writer's own identity
 -- or reuses an id that holds other content (outcome conflict: 409); else stored with the time
--- it was received as stored_at. Returns the stored event's canonical JSON text (`wire`), which
+-- it was received as stored_at, and who gave it as ingested_by (`caller`, else the database
+-- user). Returns the stored event's canonical JSON text (`wire`), which
 -- is what ingest publishes: never a value a client parses and prints again (1.50 would be 1.5).
-CREATE OR REPLACE FUNCTION ledger_ingest_event(payload text, received_at timestamptz)
+CREATE OR REPLACE FUNCTION ledger_ingest_event(payload text, received_at timestamptz,
+    caller text DEFAULT NULL)
 RETURNS TABLE (outcome text, event_id text, reason text, wire text, event_type text)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -46,10 +52,11 @@ BEGIN
         RETURN;
     END IF;
     INSERT INTO oasis_events (id, created_at, vtid, topic, event, service, source, status,
-        message, notes, metadata, tenant, layer, module, kind, title, ref, stored_at)
+        message, notes, metadata, tenant, layer, module, kind, title, ref, stored_at,
+        ingested_by)
     VALUES (e.id, e.created_at, e.vtid, e.type, e.type, e.service, e.service, e.status,
         e.message, e.notes, e.metadata, e.tenant, e.layer, e.module, e.kind, e.title, e.ref,
-        coalesce(received_at, now()))
+        coalesce(received_at, now()), coalesce(caller, session_user))
     ON CONFLICT (id) DO NOTHING;
     IF FOUND THEN
         RETURN QUERY SELECT 'stored', e.id, NULL::text, ledger_event_json(e)::text, e.type;
@@ -78,12 +85,13 @@ $$;
 
 -- Ingest's answer for a refused event without an id of its own: no id (ledger_ingest_event makes
 -- one up to decode the event, and answered with it, as if something had been stored).
-CREATE OR REPLACE FUNCTION ledger_ingest_request(payload text, received_at timestamptz)
+CREATE OR REPLACE FUNCTION ledger_ingest_request(payload text, received_at timestamptz,
+    caller text DEFAULT NULL)
 RETURNS TABLE (outcome text, event_id text, reason text, wire text, event_type text)
 LANGUAGE sql AS $$
 SELECT r.outcome,
     CASE WHEN r.outcome <> 'rejected' OR coalesce(payload::jsonb ->> 'id', '') <> ''
         THEN r.event_id END,
     r.reason, r.wire, r.event_type
-FROM ledger_ingest_event(payload, received_at) AS r
+FROM ledger_ingest_event(payload, received_at, caller) AS r
 $$;

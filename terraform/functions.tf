@@ -98,7 +98,7 @@ resource "google_cloudfunctions2_function" "http" {
     vpc_connector                    = try(var.vpc_connector.name, null)
     vpc_connector_egress_settings    = try(var.vpc_connector.egress_settings, null)
     all_traffic_on_latest_revision   = true
-    environment_variables = merge(local.database_env, {
+    environment_variables = merge(local.database_env, local.http_caller_env, {
       DB_USER             = trimsuffix(google_service_account.http_function.email, ".gserviceaccount.com")
       DB_POOL_SIZE        = tostring(var.http_function.pool_size)
       THREADS             = tostring(var.http_function.concurrency)

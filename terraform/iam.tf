@@ -128,7 +128,8 @@ resource "google_cloud_run_v2_service_iam_member" "event_invoker" {
   }
 }
 
-# Invoker on the HTTP function: the scheduler and the operators, nobody else.
+# Invoker on the HTTP function: the scheduler, the operators and the ingesters, nobody else; the
+# function then lets each use its own routes only (callers.tf).
 resource "google_cloud_run_v2_service_iam_member" "http_invoker_scheduler" {
   project  = var.project_id
   location = var.region
@@ -178,4 +179,17 @@ resource "google_pubsub_subscription_iam_member" "pubsub_acks_dead_letters" {
   subscription = google_pubsub_subscription.push.name
   role         = "roles/pubsub.subscriber"
   member       = google_project_service_identity.pubsub.member
+}
+
+resource "google_cloud_run_v2_service_iam_member" "http_invoker_ingesters" {
+  for_each = toset(var.ingesters)
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.http.name
+  role     = "roles/run.invoker"
+  member   = each.value
+
+  lifecycle {
+    replace_triggered_by = [google_cloudfunctions2_function.http.id]
+  }
 }

@@ -365,6 +365,16 @@ variable "producers" {
   }
 }
 
+variable "ingesters" {
+  description = "Principals that send events to POST /api/v1/events/ingest of the HTTP function (for example serviceAccount:deployer@p.iam.gserviceaccount.com): each may call the function, and the function lets them ingest and nothing else. Events they store carry their email as ingested_by."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.ingesters : !contains(["allUsers", "allAuthenticatedUsers"], p)])
+    error_message = "ingesters cannot be allUsers or allAuthenticatedUsers: ingest writes the log."
+  }
+}
+
 variable "labels" {
   description = "Labels for every resource that takes them."
   type        = map(string)

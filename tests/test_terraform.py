@@ -870,3 +870,39 @@ def test_operators_log_in_to_the_database_as_themselves(load: Callable[..., Modu
             assert "instances/vtid-ledger-pg'" in binding["condition"]["expression"]
     outputs = (MODULE / "outputs.tf").read_text()
     assert "operators = { for principal, user in google_sql_user.operators" in outputs
+
+
+def test_each_caller_may_use_its_own_routes_of_the_http_function(
+    load: Callable[..., Module],
+) -> None:
+    """The HTTP function is told who may sync (the scheduler, operators), ingest (ingesters),
+    read and rebuild (operators), by the emails their ID tokens carry; a group in a list opens
+    it to whoever IAM lets in. Ingesters may call the function."""
+    module = load(
+        operators=["user:Alice@example.com", "serviceAccount:ops@p.iam.gserviceaccount.com"],
+        ingesters=["serviceAccount:deployer@p.iam.gserviceaccount.com"],
+    )
+    env = one(module, "google_cloudfunctions2_function", "http")["service_config"][
+        "environment_variables"
+    ]
+    assert env["LEDGER_INGEST_CALLERS"] == "deployer@p.iam.gserviceaccount.com"
+    assert env["LEDGER_READ_CALLERS"] == "alice@example.com,ops@p.iam.gserviceaccount.com"
+    assert env["LEDGER_REBUILD_CALLERS"] == env["LEDGER_READ_CALLERS"]
+    assert env["LEDGER_SYNC_CALLERS"].split(",") == [
+        "vtid-ledger-sched@acme-platform-prod.iam.gserviceaccount.com",
+        "alice@example.com",
+        "ops@p.iam.gserviceaccount.com",
+    ]
+    invokers = {
+        b["member"]
+        for b in module["google_cloud_run_v2_service_iam_member"]
+        if b["__tfmeta"]["path"].startswith("google_cloud_run_v2_service_iam_member.http_invoker")
+        and isinstance(b["member"], str)  # the scheduler's is known only after apply
+    }
+    assert "serviceAccount:deployer@p.iam.gserviceaccount.com" in invokers
+    grouped = load(operators=["group:platform-oncall@example.com"])
+    grouped_env = one(grouped, "google_cloudfunctions2_function", "http")["service_config"][
+        "environment_variables"
+    ]
+    assert grouped_env["LEDGER_READ_CALLERS"] == "*"
+    assert grouped_env["LEDGER_INGEST_CALLERS"] == ""
