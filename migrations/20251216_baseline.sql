@@ -43,20 +43,6 @@ ALTER TABLE vtid_ledger
     ADD COLUMN IF NOT EXISTS assigned_to text,
     ADD COLUMN IF NOT EXISTS tenant      text,
     ADD COLUMN IF NOT EXISTS metadata    jsonb;
--- ON CONFLICT (vtid) needs a unique index on vtid. The platform's table may have one (or only
--- one on id); add it only when missing, since a duplicate index slows every write.
-DO $$
-BEGIN
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_index i
-        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-        WHERE i.indrelid = 'vtid_ledger'::regclass AND i.indisunique AND i.indnkeyatts = 1
-          AND a.attname = 'vtid' AND i.indpred IS NULL
-    ) THEN
-        CREATE UNIQUE INDEX vtid_ledger_vtid_key ON vtid_ledger (vtid);
-    END IF;
-END
-$$;
 
 -- The sweep's offset (projector vtid_ledger_writer, the seed's name).
 CREATE TABLE IF NOT EXISTS projection_offsets (
@@ -190,19 +176,28 @@ BEGIN
 END
 $$;
 
--- A batch is folded by event key, which needs event ids unique in the log. The writer's own
--- table has id as its primary key; a platform table without a unique id gets an index (and
--- this migration fails, naming the duplicates' index, if ids repeat: fix those first).
+-- Two unique indexes the writer needs: ON CONFLICT (vtid) needs one on vtid_ledger.vtid, and a
+-- batch is folded by event key, which needs event ids unique in the log. The writer's own
+-- tables have them as primary keys; the platform's may not (or only one on another column).
+-- Each is added only when missing, since a duplicate index slows every write; if ids repeat in
+-- the log, this fails naming the index: fix those first.
 DO $$
+DECLARE
+    wanted record;
 BEGIN
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_index i
-        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-        WHERE i.indrelid = 'oasis_events'::regclass AND i.indisunique AND i.indnkeyatts = 1
-          AND a.attname = 'id' AND i.indpred IS NULL
-    ) THEN
-        CREATE UNIQUE INDEX oasis_events_id_key ON oasis_events (id);
-    END IF;
+    FOR wanted IN SELECT * FROM (VALUES ('vtid_ledger', 'vtid', 'vtid_ledger_vtid_key'),
+        ('oasis_events', 'id', 'oasis_events_id_key')) AS w(table_name, column_name, index_name)
+    LOOP
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_index i
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = wanted.table_name::regclass AND i.indisunique
+              AND i.indnkeyatts = 1 AND a.attname = wanted.column_name AND i.indpred IS NULL
+        ) THEN
+            EXECUTE format('CREATE UNIQUE INDEX %I ON %I (%I)', wanted.index_name,
+                wanted.table_name, wanted.column_name);
+        END IF;
+    END LOOP;
 END
 $$;
 

@@ -249,6 +249,9 @@ $$;
 -- An event given as JSON, decoded. `fallback` is the time of an event without created_at
 -- (ingest's receipt); none, and such an event is refused. When both metadata and payload are
 -- present, payload is checked too, as every other alias is.
+-- About 90 lines: each check returns at once with its reason, in the order the reference
+-- (ledger/events.py) checks, so the first failing check is the one reported; as separate
+-- functions each would be one more call per delivery on the real-time path.
 CREATE OR REPLACE FUNCTION ledger_decode_json(e jsonb, fallback timestamptz DEFAULT NULL,
     seq bigint DEFAULT 1)
 RETURNS ledger_event

@@ -10,6 +10,8 @@ DROP FUNCTION IF EXISTS ledger_ingest_event(text, timestamptz);
 -- it was received as stored_at, and who gave it as ingested_by (`caller`, else the database
 -- user). Returns the stored event's canonical JSON text (`wire`), which
 -- is what ingest publishes: never a value a client parses and prints again (1.50 would be 1.5).
+-- About 70 lines: ingest's own checks in the order they are reported, then the store, then
+-- what a taken id means; each step needs the decoded event of the one before.
 CREATE OR REPLACE FUNCTION ledger_ingest_event(payload text, received_at timestamptz,
     caller text DEFAULT NULL)
 RETURNS TABLE (outcome text, event_id text, reason text, wire text, event_type text)

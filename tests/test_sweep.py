@@ -623,7 +623,9 @@ def test_no_rule_depends_on_the_sessions_settings(db: Database) -> None:
             "SET IntervalStyle TO 'sql_standard'; SET extra_float_digits TO -3"
         )
         try:
-            [stored] = s.call(oasis_events.INGEST, payload=json.dumps(old), received_at=None)
+            [stored] = s.call(
+                oasis_events.INGEST, payload=json.dumps(old), received_at=None, caller=None
+            )
             assert '"created_at": "1850-01-01T00:00:00.000000Z"' in stored["wire"]
             message = Message(data=stored["wire"].encode(), message_id="m-1", publish_time=None)
             assert apply(s, message, stored["wire"])["outcome"] == "created"
