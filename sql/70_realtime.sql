@@ -12,7 +12,8 @@ $$;
 -- writer's own events (outcome 'ignored') are not counted, as the sweep does not count them. A
 -- delivery attempt above 1 means an earlier attempt failed or timed out: a rising count is what
 -- precedes dead letters. The lag is publish to applied, the real-time path's own latency.
--- (About 65 lines: one aggregate over the events and one UPSERT, the bucket counts between.)
+-- (About 80 lines: the figures of one event read directly, of many by one aggregate, then one
+-- UPSERT for both.)
 CREATE OR REPLACE FUNCTION ledger_count_realtime_many(outcomes text[],
     event_times timestamptz[], publish_times timestamptz[], attempts integer[])
 RETURNS void
@@ -20,49 +21,67 @@ LANGUAGE plpgsql AS $$
 DECLARE
     my_shard smallint := pg_backend_pid() % 16;
     bounds CONSTANT float8[] := ledger_delivery_lag_bounds();
-    t record;
-    added bigint[];
-    hit int;
+    processed bigint; created bigint; updated bigint; skipped bigint; errors bigint;
+    redelivered bigint; lag_sum float8; lag_count bigint; last_lag float8;
+    last_event_time timestamptz;
+    lags float8[];
+    lag float8;
+    added bigint[] := array_fill(0::bigint, ARRAY[cardinality(bounds)]);
+    bucket int;
 BEGIN
-    SELECT count(*) AS processed,
-        count(*) FILTER (WHERE x.outcome = 'created') AS created,
-        count(*) FILTER (WHERE x.outcome = 'updated') AS updated,
-        count(*) FILTER (WHERE x.outcome = 'skipped') AS skipped,
-        count(*) FILTER (WHERE x.outcome = 'rejected') AS errors,
-        count(*) FILTER (WHERE coalesce(x.attempt, 1) > 1) AS redelivered,
-        coalesce(sum(lags.lag), 0) AS lag_sum,
-        count(lags.lag) AS lag_count,
-        (array_agg(lags.lag ORDER BY x.published DESC) FILTER (WHERE lags.lag IS NOT NULL))[1]
-            AS last_lag,
-        max(x.event_time) AS last_event_time,
-        array_agg(lags.bucket) FILTER (WHERE lags.bucket IS NOT NULL)::int[] AS buckets_hit
-    INTO t
-    FROM unnest(outcomes, event_times, publish_times, attempts)
-        AS x(outcome, event_time, published, attempt),
-    -- each lag's bucket: the first bound it does not exceed (past the last: +Inf only);
-    -- width_bucket counts the bounds at or below it
-    LATERAL (SELECT lag.seconds AS lag,
-            CASE WHEN lag.seconds = bounds[w.n] THEN w.n ELSE w.n + 1 END AS bucket
-        FROM (SELECT CASE WHEN x.published IS NOT NULL THEN greatest(0,
-                extract(epoch FROM clock_timestamp() - x.published))::float8 END AS seconds)
-            AS lag,
-        LATERAL (SELECT width_bucket(lag.seconds, bounds) AS n) AS w) AS lags
-    WHERE x.outcome <> 'ignored';
-    IF t.processed = 0 THEN
-        RETURN;
+    IF cardinality(outcomes) = 1 THEN  -- a push: no query needed (about 60 µs less a delivery)
+        IF outcomes[1] = 'ignored' THEN
+            RETURN;
+        END IF;
+        processed := 1;
+        created := (outcomes[1] = 'created')::int; updated := (outcomes[1] = 'updated')::int;
+        skipped := (outcomes[1] = 'skipped')::int; errors := (outcomes[1] = 'rejected')::int;
+        redelivered := (coalesce(attempts[1], 1) > 1)::int;
+        -- (greatest() passes over a NULL: a delivery without a publish time has no lag)
+        last_lag := CASE WHEN publish_times[1] IS NOT NULL
+            THEN greatest(0, extract(epoch FROM clock_timestamp() - publish_times[1])) END;
+        lags := ARRAY[last_lag];
+        last_event_time := event_times[1];
+    ELSE
+        SELECT count(*),
+            count(*) FILTER (WHERE x.outcome = 'created'),
+            count(*) FILTER (WHERE x.outcome = 'updated'),
+            count(*) FILTER (WHERE x.outcome = 'skipped'),
+            count(*) FILTER (WHERE x.outcome = 'rejected'),
+            count(*) FILTER (WHERE coalesce(x.attempt, 1) > 1),
+            CASE WHEN max(x.published) IS NOT NULL
+                THEN greatest(0, extract(epoch FROM clock_timestamp() - max(x.published))) END,
+            array_agg(greatest(0, extract(epoch FROM clock_timestamp() - x.published)))
+                FILTER (WHERE x.published IS NOT NULL),
+            max(x.event_time)
+        INTO processed, created, updated, skipped, errors, redelivered, last_lag, lags,
+            last_event_time
+        FROM unnest(outcomes, event_times, publish_times, attempts)
+            AS x(outcome, event_time, published, attempt)
+        WHERE x.outcome <> 'ignored';
+        IF processed = 0 THEN
+            RETURN;
+        END IF;
     END IF;
-    added := array_fill(0::bigint, ARRAY[cardinality(bounds)]);
-    FOREACH hit IN ARRAY coalesce(t.buckets_hit, '{}') LOOP
-        IF hit <= cardinality(bounds) THEN
-            added[hit] := added[hit] + 1;
+    -- Each lag in its bucket: the first bound it does not exceed (past the last: +Inf only);
+    -- width_bucket counts the bounds at or below it. A delivery without a publish time has none.
+    lag_sum := 0;
+    lag_count := 0;
+    FOREACH lag IN ARRAY coalesce(lags, '{}') LOOP
+        CONTINUE WHEN lag IS NULL;
+        lag_sum := lag_sum + lag;
+        lag_count := lag_count + 1;
+        bucket := width_bucket(lag, bounds);
+        bucket := CASE WHEN bucket > 0 AND lag = bounds[bucket] THEN bucket ELSE bucket + 1 END;
+        IF bucket <= cardinality(bounds) THEN
+            added[bucket] := added[bucket] + 1;
         END IF;
     END LOOP;
     INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
         updated, skipped, errors, redelivered, delivery_lag_seconds_sum, delivery_lag_count,
         last_delivery_lag_seconds, last_processed_at, last_event_time, delivery_lag_buckets)
-    VALUES ('vtid_ledger_sync', my_shard, t.processed, t.created, t.updated, t.skipped,
-        t.errors, t.redelivered, t.lag_sum, t.lag_count, t.last_lag, now(), t.last_event_time,
-        added)
+    VALUES ('vtid_ledger_sync', my_shard, processed, created, updated, skipped, errors,
+        redelivered, lag_sum, lag_count, last_lag, now(), last_event_time, added)
     ON CONFLICT (projector_name, shard) DO UPDATE SET
         events_processed = p.events_processed + EXCLUDED.events_processed,
         created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,

@@ -214,3 +214,26 @@ def test_any_payload_is_applied_or_recorded_never_raised(db: Database, data: byt
     assert (outcome is Outcome.REJECTED) == (rejected == 1)
     rows = db.run(lambda s: s.scalar("SELECT count(*) FROM vtid_ledger"))
     assert rows == (1 if outcome is Outcome.CREATED else 0)
+
+
+def test_only_deliveries_with_a_publish_time_have_a_lag_and_each_lands_in_its_bucket(
+    db: Database,
+) -> None:
+    from ledger import projector_progress, writer_status
+
+    with db.session() as s:
+        s.run("SELECT ledger_count_realtime('rejected', NULL)")  # recorded by Python: no lag
+        s.run("SELECT ledger_count_realtime('updated', now(), now() - interval '3 seconds', 1)")
+        s.run(
+            "SELECT ledger_count_realtime_many(ARRAY['created', 'ignored', 'stale'], "
+            "ARRAY[now(), now(), now()], ARRAY[now() - interval '45 seconds', now(), NULL], "
+            "ARRAY[1, 1, 2])"
+        )
+        totals = s.one(projector_progress.TOTALS, name=projector_progress.PROJECTOR)
+        metrics = writer_status.metrics(s)["projectors"][projector_progress.PROJECTOR]
+    assert totals is not None
+    assert (totals["events_processed"], totals["delivery_lag_count"]) == (4, 2)
+    assert (totals["redelivered"], totals["stale"]) == (1, 1)
+    buckets = metrics["delivery_lag_buckets"]
+    assert (buckets["2.5"], buckets["5.0"], buckets["30.0"], buckets["60.0"]) == (0, 1, 1, 2)
+    assert buckets["+Inf"] == 2
