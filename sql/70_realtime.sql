@@ -12,8 +12,8 @@ $$;
 -- writer's own events (outcome 'ignored') are not counted, as the sweep does not count them. A
 -- delivery attempt above 1 means an earlier attempt failed or timed out: a rising count is what
 -- precedes dead letters. The lag is publish to applied, the real-time path's own latency.
--- (About 80 lines: the figures of one event read directly, of many by one aggregate, then one
--- UPSERT for both.)
+-- (About 85 lines: the figures of one event read directly, of many by one aggregate, then one
+-- UPDATE for both.)
 CREATE OR REPLACE FUNCTION ledger_count_realtime_many(outcomes text[],
     event_times timestamptz[], publish_times timestamptz[], attempts integer[])
 RETURNS void
@@ -21,9 +21,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     my_shard smallint := pg_backend_pid() % 16;
     bounds CONSTANT float8[] := ledger_delivery_lag_bounds();
-    processed bigint; created bigint; updated bigint; skipped bigint; errors bigint;
-    redelivered bigint; lag_sum float8; lag_count bigint; last_lag float8;
-    last_event_time timestamptz;
+    -- what this call adds (named apart from the columns they add to)
+    add_processed bigint; add_created bigint; add_updated bigint; add_skipped bigint;
+    add_errors bigint; add_redelivered bigint; lag_sum float8; lag_count bigint; last_lag float8;
+    newest_event_time timestamptz;
     lags float8[];
     lag float8;
     added bigint[] := array_fill(0::bigint, ARRAY[cardinality(bounds)]);
@@ -33,15 +34,17 @@ BEGIN
         IF outcomes[1] = 'ignored' THEN
             RETURN;
         END IF;
-        processed := 1;
-        created := (outcomes[1] = 'created')::int; updated := (outcomes[1] = 'updated')::int;
-        skipped := (outcomes[1] = 'skipped')::int; errors := (outcomes[1] = 'rejected')::int;
-        redelivered := (coalesce(attempts[1], 1) > 1)::int;
+        add_processed := 1;
+        add_created := (outcomes[1] = 'created')::int;
+        add_updated := (outcomes[1] = 'updated')::int;
+        add_skipped := (outcomes[1] = 'skipped')::int;
+        add_errors := (outcomes[1] = 'rejected')::int;
+        add_redelivered := (coalesce(attempts[1], 1) > 1)::int;
         -- (greatest() passes over a NULL: a delivery without a publish time has no lag)
         last_lag := CASE WHEN publish_times[1] IS NOT NULL
             THEN greatest(0, extract(epoch FROM clock_timestamp() - publish_times[1])) END;
         lags := ARRAY[last_lag];
-        last_event_time := event_times[1];
+        newest_event_time := event_times[1];
     ELSE
         SELECT count(*),
             count(*) FILTER (WHERE x.outcome = 'created'),
@@ -54,12 +57,12 @@ BEGIN
             array_agg(greatest(0, extract(epoch FROM clock_timestamp() - x.published)))
                 FILTER (WHERE x.published IS NOT NULL),
             max(x.event_time)
-        INTO processed, created, updated, skipped, errors, redelivered, last_lag, lags,
-            last_event_time
+        INTO add_processed, add_created, add_updated, add_skipped, add_errors, add_redelivered,
+            last_lag, lags, newest_event_time
         FROM unnest(outcomes, event_times, publish_times, attempts)
             AS x(outcome, event_time, published, attempt)
         WHERE x.outcome <> 'ignored';
-        IF processed = 0 THEN
+        IF add_processed = 0 THEN
             RETURN;
         END IF;
     END IF;
@@ -77,26 +80,27 @@ BEGIN
             added[bucket] := added[bucket] + 1;
         END IF;
     END LOOP;
-    INSERT INTO projector_progress AS p (projector_name, shard, events_processed, created,
-        updated, skipped, errors, redelivered, delivery_lag_seconds_sum, delivery_lag_count,
-        last_delivery_lag_seconds, last_processed_at, last_event_time, delivery_lag_buckets)
-    VALUES ('vtid_ledger_sync', my_shard, processed, created, updated, skipped, errors,
-        redelivered, lag_sum, lag_count, last_lag, now(), last_event_time, added)
-    ON CONFLICT (projector_name, shard) DO UPDATE SET
-        events_processed = p.events_processed + EXCLUDED.events_processed,
-        created = p.created + EXCLUDED.created, updated = p.updated + EXCLUDED.updated,
-        skipped = p.skipped + EXCLUDED.skipped, errors = p.errors + EXCLUDED.errors,
-        redelivered = p.redelivered + EXCLUDED.redelivered,
-        delivery_lag_seconds_sum =
-            p.delivery_lag_seconds_sum + EXCLUDED.delivery_lag_seconds_sum,
-        delivery_lag_count = p.delivery_lag_count + EXCLUDED.delivery_lag_count,
-        delivery_lag_buckets = ARRAY(
-            SELECT coalesce(p.delivery_lag_buckets[i], 0) + EXCLUDED.delivery_lag_buckets[i]
-            FROM generate_subscripts(EXCLUDED.delivery_lag_buckets, 1) AS i ORDER BY i),
-        last_delivery_lag_seconds =
-            coalesce(EXCLUDED.last_delivery_lag_seconds, p.last_delivery_lag_seconds),
-        last_processed_at = now(),
-        last_event_time = greatest(p.last_event_time, EXCLUDED.last_event_time);
+    -- UPDATE first, as almost every call finds its shard's row (cheaper than INSERT … ON
+    -- CONFLICT, which tries the insert first); the shard's first call makes the row, empty.
+    LOOP
+        UPDATE projector_progress AS p SET
+            events_processed = p.events_processed + add_processed,
+            created = p.created + add_created, updated = p.updated + add_updated,
+            skipped = p.skipped + add_skipped, errors = p.errors + add_errors,
+            redelivered = p.redelivered + add_redelivered,
+            delivery_lag_seconds_sum = p.delivery_lag_seconds_sum + lag_sum,
+            delivery_lag_count = p.delivery_lag_count + lag_count,
+            delivery_lag_buckets = ARRAY(
+                SELECT coalesce(p.delivery_lag_buckets[i], 0) + added[i]
+                FROM generate_subscripts(added, 1) AS i ORDER BY i),
+            last_delivery_lag_seconds = coalesce(last_lag, p.last_delivery_lag_seconds),
+            last_processed_at = now(),
+            last_event_time = greatest(p.last_event_time, newest_event_time)
+        WHERE p.projector_name = 'vtid_ledger_sync' AND p.shard = my_shard;
+        EXIT WHEN FOUND;
+        INSERT INTO projector_progress (projector_name, shard)
+        VALUES ('vtid_ledger_sync', my_shard) ON CONFLICT DO NOTHING;
+    END LOOP;
 END
 $$;
 
