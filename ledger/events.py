@@ -1,7 +1,7 @@
 """OASIS events (docs/behaviour.md §1): the edge's strict JSON, and the reference decoder.
 
 Production decoding runs in Postgres (`ledger_decode_json`, `ledger_decode_row` in
-migrations/). This module keeps an independent Python version of the same rules: `verify` and
+sql/). This module keeps an independent Python version of the same rules: `verify` and
 the differential tests hold the SQL to it. The edge (a Pub/Sub push, an ingest request) uses
 `parse_json` here before anything reaches the database.
 

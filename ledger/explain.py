@@ -2,7 +2,7 @@
 
 The fold's state in the row says it already: fold_newest and fold_founding are the keys of the
 newest and founding events, fold_owners the key of the event that set each register. A key is
-the event's time, priority and id (ledger_key in migrations/); the event is looked up in the log
+the event's time, priority and id (ledger_key in sql/); the event is looked up in the log
 by that id for its type. This answers "why is this task blocked?" without SQL.
 """
 

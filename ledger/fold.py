@@ -1,7 +1,7 @@
 """The fold (docs/behaviour.md §4): a ledger row as a pure function of the set of its events.
 
 This is the reference: production folds inside Postgres (`ledger_fold` and `ledger_merge` in
-migrations/), and `verify` and the differential tests hold those to this.
+sql/), and `verify` and the differential tests hold those to this.
 
 The fold is kept as a `State` that is a join-semilattice: every part of it is "the value of the
 event with the greatest (or least) key", so `merge` is commutative, associative and idempotent.

@@ -2,7 +2,7 @@
 oasis_events, then publish them.
 
 The edge (strict JSON, the size limit) is here; deciding whether an event can become a row and
-storing it is `ledger_ingest_event` in migrations/, by the same rules as every other path.
+storing it is `ledger_ingest_event` in sql/, by the same rules as every other path.
 Many events (NDJSON) go in chunks, one statement and one transaction per chunk.
 """
 

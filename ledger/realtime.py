@@ -2,7 +2,7 @@
 
 The edge stays here: unwrap the push, base64, strict JSON, the size limit. Then the event joins
 the process's group commit (`group_commit`): deliveries that arrive while a statement is in
-flight are applied together by the next one, `ledger_apply_batch` (migrations/), which decodes
+flight are applied together by the next one, `ledger_apply_batch` (sql/), which decodes
 each event, records the unreadable, folds the rest per VTID with the sweep's batch fold into
 one conditional UPSERT of each row, counts, and answers each delivery. A delivery that finds a
 connection free goes at once, alone (`ledger_apply_event`).

@@ -2,7 +2,7 @@
 
 A connection of its own folds the whole log, batch by batch in commit order below the snapshot
 horizon, into a shadow beside the live ledger: a temporary table of one `ledger_state` per task
-(`ledger_rebuild_*` in migrations/), seeded with the rows other systems made as they were before
+(`ledger_rebuild_*` in sql/), seeded with the rows other systems made as they were before
 any event, merged batch by batch as the sweep merges into rows. Memory is bounded (the log is
 never in Python). Readers and the real-time path keep using the live table meanwhile. The last
 step runs in one transaction: fold what was committed meanwhile, then make the live table equal

@@ -1,6 +1,6 @@
 """The catch-up sweep (docs/behaviour.md §6): apply `oasis_events` from the offset, batch by batch.
 
-Each batch is one statement in its own transaction (`ledger_sweep_batch` in migrations/): it
+Each batch is one statement in its own transaction (`ledger_sweep_batch` in sql/): it
 reads the next events in commit order below the snapshot horizon, decodes them, records the
 unreadable ones, folds the rest into the ledger and advances the offset. No event crosses into
 Python. This module takes the advisory lock, loops until caught up or out of time, isolates an

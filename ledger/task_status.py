@@ -1,6 +1,6 @@
 """Event type and status → a task's ledger status, and status priority (docs/behaviour.md §3).
 
-The reference version of `ledger_status_of` and `ledger_priority` in migrations/."""
+The reference version of `ledger_status_of` and `ledger_priority` in sql/."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The `vtid_ledger` table: task reads, and the rows verify compares (all or one). Writes
-go through the fold's SQL functions (ledger_apply_events in migrations/)."""
+go through the fold's SQL functions (ledger_apply_events in sql/)."""
 
 from __future__ import annotations
 
