@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.config import ConfigError, Settings
-from ledger.db import Database, Transient
+from ledger.db import Database, NotMigrated, Transient
 
 DESCRIPTION = """\
 Keeps vtid_ledger in sync with the OASIS event log (oasis_events).
@@ -359,10 +359,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if args.event != "-":
         raw = args.event.encode("utf-8", "surrogateescape")
         done = ingest.ingest_one(db, raw, settings.topic_path)
+        _print(done.as_dict())  # the API's answer, refused or not, as the other forms print
         if done.refused:
             print(f"rejected: {done.reason}", file=sys.stderr)
             return 1
-        _print(done.as_dict())
         return 0
     return _ingest_lines(db, ingest.ingest_lines(db, sys.stdin.buffer, settings.topic_path))
 
@@ -720,8 +720,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"configuration error: {exc}" if isinstance(exc, ConfigError) else str(exc),
               file=sys.stderr)  # fmt: skip
         return 2
+    except NotMigrated as exc:  # the server answered: what is missing is a step, not a retry
+        print(str(exc), file=sys.stderr)
+        return 2
     except Transient as exc:
         print(f"database unavailable: {exc}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `… | head`: the reader left. Point stdout at nothing so that the interpreter's last
+        # flush does not fail again, and end as a command killed by SIGPIPE does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

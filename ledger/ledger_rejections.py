@@ -29,7 +29,9 @@ PRUNE = "SELECT ledger_prune_rejections() AS pruned"
 RECENT = """
 SELECT id, received_at, source, reason, event_id, message_id,
        coalesce(raw_size, octet_length(raw)) AS size, raw_sha256,
-       convert_from(substring(raw FROM 1 FOR 200), 'SQL_ASCII') AS raw_start
+       -- escape, not convert_from: the cut may split a character, and a payload need not
+       -- be UTF-8 at all (it was refused for it, perhaps): bytes past ASCII show as octal escapes
+       encode(substring(raw FROM 1 FOR 200), 'escape') AS raw_start
 FROM ledger_rejections
 WHERE (CAST(:source AS text) IS NULL OR source = :source)
   AND (CAST(:since AS timestamptz) IS NULL OR received_at >= :since)

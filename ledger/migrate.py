@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ledger.db import Session
+from ledger.timefmt import iso
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = ROOT / "migrations"
@@ -95,7 +96,7 @@ class Step:
             "kind": self.migration.kind,
             "checksum": self.migration.checksum[:16],
             "applied": known is not None,
-            "applied_at": None if known is None else known["applied_at"].isoformat(),
+            "applied_at": None if known is None else iso(known["applied_at"]),
             "pending": self.action != "none",
             "action": self.action,
         }

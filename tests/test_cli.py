@@ -20,7 +20,7 @@ import requests
 from ledger.config import Settings
 from ledger.db import Database
 from ledger.local.serve import SMOKE_EVENT
-from tests.conftest import ROOT, env_for, event, free_port_pair, run_cli
+from tests.conftest import ROOT, env_for, event, free_port_pair, run_cli, store
 from tests.test_sweep import insert
 
 
@@ -628,3 +628,59 @@ def test_reads_are_tables_on_a_terminal_and_json_otherwise(
         assert in_table in forced.stdout, (args, forced.stdout)
     assert run_cli(settings, "task", "VTID-9999").returncode == 1
     assert run_cli(settings, "tasks", "--limit", "0").returncode == 2
+
+
+def test_rejections_list_payloads_that_are_not_ascii_or_not_utf8(
+    settings: Settings, db: Database
+) -> None:
+    """A refused payload of accented text cut mid-character, or of bytes that are not UTF-8,
+    is listed with its bytes escaped (it crashed the listing with a traceback)."""
+    accented = {"vtid": "VTID-0001", "source": "ci", "status": "info", "message": "é" * 300}
+    assert run_cli(settings, "ingest", json.dumps(accented, ensure_ascii=False)).returncode == 1
+    db.run(
+        lambda s: s.run(
+            "SELECT ledger_reject('pubsub', 'not UTF-8', CAST(:raw AS bytea), NULL)",
+            raw="\\xffc3",
+        )
+    )
+    listed = run_cli(settings, "rejections", "--format", "json")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert any("\\303\\251" in r["raw_start"] for r in rows)  # é, its two bytes escaped
+    assert any(r["raw_start"] == "\\377\\303" for r in rows)
+
+
+def test_a_refused_event_prints_the_apis_answer_too(settings: Settings, db: Database) -> None:
+    done = run_cli(settings, "ingest", json.dumps({"vtid": "VTID-ABC", "message": "m"}))
+    assert done.returncode == 1 and "rejected:" in done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["ok"] is False and "type is required" in answer["error"]
+
+
+def test_an_unmigrated_database_is_a_step_to_take_not_an_outage(
+    settings: Settings, bare_db: Database
+) -> None:
+    done = run_cli(settings, "status")
+    assert done.returncode == 2 and "python -m ledger migrate" in done.stderr
+    assert "unavailable" not in done.stderr
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(
+    settings: Settings, db: Database
+) -> None:
+    store(db, *(event(vtid=f"VTID-{n:04d}") for n in range(300)))
+    assert run_cli(settings, "sync").returncode == 0
+    tasks = subprocess.Popen(  # `python -m ledger tasks … | head -1`
+        [sys.executable, "-m", "ledger", "tasks", "--limit", "300", "--format", "table"],
+        env=env_for(settings),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert tasks.stdout is not None and tasks.stderr is not None
+    first = tasks.stdout.readline()
+    tasks.stdout.close()  # the reader leaves, as head does
+    status = tasks.wait(timeout=120)
+    stderr = tasks.stderr.read().decode()
+    assert first and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert status in (0, 141)
