@@ -144,8 +144,9 @@ resource "google_cloud_run_v2_service_iam_member" "http_invoker_scheduler" {
   }
 }
 
+# Operators and ingesters, one binding per principal (someone in both lists gets one).
 resource "google_cloud_run_v2_service_iam_member" "http_invoker_operators" {
-  for_each = toset(var.operators)
+  for_each = toset(concat(var.operators, var.ingesters))
   project  = var.project_id
   location = var.region
   name     = google_cloudfunctions2_function.http.name
@@ -179,17 +180,4 @@ resource "google_pubsub_subscription_iam_member" "pubsub_acks_dead_letters" {
   subscription = google_pubsub_subscription.push.name
   role         = "roles/pubsub.subscriber"
   member       = google_project_service_identity.pubsub.member
-}
-
-resource "google_cloud_run_v2_service_iam_member" "http_invoker_ingesters" {
-  for_each = toset(var.ingesters)
-  project  = var.project_id
-  location = var.region
-  name     = google_cloudfunctions2_function.http.name
-  role     = "roles/run.invoker"
-  member   = each.value
-
-  lifecycle {
-    replace_triggered_by = [google_cloudfunctions2_function.http.id]
-  }
 }
