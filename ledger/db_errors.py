@@ -59,11 +59,21 @@ def describe(exc: BaseException) -> str:
     return str(exc)
 
 
+# pg8000 raises InterfaceError for a lost connection and for a mistake in a call alike (a
+# placeholder without its argument, a parameter of a type it cannot send): only these texts,
+# or an OSError beneath, mean the connection is gone. A mistake must not pass for an outage
+# (retried for ever, the connection thrown away).
+_CONNECTION_LOST = ("network error", "connection is closed", "communication error")
+
+
 def is_connection_error(exc: BaseException) -> bool:
     import pg8000.exceptions
 
-    if isinstance(exc, pg8000.exceptions.InterfaceError | OSError | EOFError):
+    if isinstance(exc, OSError | EOFError):
         return True
+    if isinstance(exc, pg8000.exceptions.InterfaceError):
+        cause = exc.__cause__ or exc.__context__
+        return str(exc) in _CONNECTION_LOST or isinstance(cause, OSError | EOFError)
     code = sqlstate(exc) or ""
     # 57P0x: the server shut down; 25P03: it ended a session left idle in a transaction.
     return code.startswith("08") or code in ("57P01", "57P02", "57P03", "25P03")

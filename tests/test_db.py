@@ -303,3 +303,15 @@ def test_a_caller_that_finds_no_free_connection_waits_then_gets_a_transient_erro
         pool.run(lambda s: s.scalar("SELECT 1"))
     assert pool.run(lambda s: s.scalar("SELECT 1")) == 1  # freed: the next caller gets it
     pool.close()
+
+
+def test_a_mistake_in_a_call_is_not_taken_for_a_lost_connection(db: Database) -> None:
+    """pg8000 raises InterfaceError for a placeholder without its argument as for a dead
+    socket: the first is a bug to show, not an outage to retry, and the connection stays."""
+    with db.session() as s:
+        before = s.scalar("SELECT pg_backend_pid()")
+        with pytest.raises(Exception) as raised:
+            s.run("SELECT :missing")
+        assert not isinstance(raised.value, Transient)
+        assert "placeholder" in str(raised.value)
+        assert s.scalar("SELECT pg_backend_pid()") == before
