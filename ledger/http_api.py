@@ -183,18 +183,20 @@ def ingest(db: Database, request: flask.Request) -> Response:
         except ingesting.TooManyLines as exc:
             raise HttpError(413, f"{exc}: send them in several requests") from None
         if count == 0:
-            ingesting.ingest_one(db, raw, None, who)  # recorded, like every refused body
+            refused = ingesting.refuse(
+                db, raw, "body holds no event (NDJSON: one JSON object per line)"
+            )  # recorded, like every refused body, with the reason the answer gives
             this_process().count_ingested(["rejected"])
-            return _error(400, "body holds no event (NDJSON: one JSON object per line)")
+            return _error(400, refused.reason or "")
         done_lines = list(ingesting.ingest_lines(db, lines, topic, who))
         this_process().count_ingested([r.outcome for r in done_lines])
         results = [r.as_dict() for r in done_lines]
         text = "".join(json_text.dumps(r) + "\n" for r in results)  # as the CLI's lines
         return text, 200, {"Content-Type": NDJSON}
     if not raw.strip():
-        ingesting.ingest_one(db, raw, None, who)  # recorded, like every refused body
+        refused = ingesting.refuse(db, raw, "body must be a JSON object")
         this_process().count_ingested(["rejected"])
-        return _error(400, "body must be a JSON object")
+        return _error(400, refused.reason or "")
     done = ingesting.ingest_one(db, raw, topic, who)
     this_process().count_ingested([done.outcome])
     return done.as_dict(), done.http_status

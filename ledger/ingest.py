@@ -61,6 +61,12 @@ class Ingested:
         return body
 
 
+def refuse(db: Database, raw: bytes, reason: str) -> Ingested:
+    """Record a request refused before any event could be read from it, with the reason its
+    answer gives."""
+    return _record(db, raw, reason)
+
+
 def _record(db: Database, raw: bytes, reason: str) -> Ingested:
     db.run(lambda s: ledger_rejections.record(s, source=SOURCE, reason=reason, raw=raw))
     log.warning("event rejected", extra={"reason": reason, "source": SOURCE, "rejected": 1})

@@ -773,3 +773,26 @@ def test_the_cli_writes_json_exactly_as_the_http_api_does(
                       headers={"Content-Type": "application/x-ndjson"}).text  # fmt: skip
     from_cli = run_cli(settings, "ingest", "-", stdin=lines).stdout
     assert from_cli == again_http and over_http.count("\n") == 3  # both: duplicates, refusal
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "reason"),
+    [
+        ("application/json", b"", "body must be a JSON object"),
+        ("application/json", b"  \n", "body must be a JSON object"),
+        ("application/x-ndjson", b"\n\n", "body holds no event (NDJSON: one JSON object per line)"),
+    ],
+)
+def test_a_request_without_an_event_is_recorded_with_the_reason_it_is_answered(
+    http_function: FunctionServer, db: Database, content_type: str, body: bytes, reason: str
+) -> None:
+    answer = call(
+        http_function,
+        "POST",
+        "/api/v1/events/ingest",
+        data=body,
+        headers={"Content-Type": content_type},
+    )
+    assert (answer.status_code, answer.json()["error"]) == (400, reason)
+    recorded = db.run(lambda s: s.rows("SELECT reason, raw FROM ledger_rejections"))
+    assert [(r["reason"], bytes(r["raw"])) for r in recorded] == [(reason, body)]
