@@ -8,7 +8,8 @@ the same log (bench/sweep_throughput.py's LOAD) and the same deliveries, and eac
 alternates between them, `--rounds` times, keeping each side's best:
   * the sweep: `ledger_sweep_batch(50000)` until the log is read, on an emptied ledger;
   * group commit: `ledger_apply_batch` with 8 deliveries a call (2,000 calls);
-  * one delivery: `ledger_apply_event` (2,000 calls).
+  * one delivery: `ledger_apply_event` (2,000 calls);
+  * the whole rebuild (`ledger.rebuild.rebuild`, the same Python on both) of the swept log.
 Prints each side's rate and after/before (1.00x: the same; above: faster now).
 
 Uses DATABASE_URL, else the local server at 127.0.0.1:5432/test, else an embedded Postgres.
@@ -98,6 +99,20 @@ def sweep(side: Side) -> float:
     return side.db.run(work)
 
 
+def whole_rebuild(side: Side) -> float:
+    from ledger.rebuild import rebuild
+
+    def work(s: Session) -> None:
+        s.script(RESET)
+        while s.scalar(SWEEP):
+            pass
+
+    side.db.run(work)
+    started = time.perf_counter()
+    rebuild(side.db, batch_size=50_000)
+    return time.perf_counter() - started
+
+
 def group_commit(side: Side, payloads: list[str]) -> float:
     now = datetime.now(UTC).isoformat()
 
@@ -168,6 +183,7 @@ def main() -> None:
                 len(payloads),
                 best(args.rounds, sides, lambda side: one_by_one(side, payloads)),
             ),
+            "whole rebuild (events/s)": (args.events, best(args.rounds, sides, whole_rebuild)),
         }
     finally:
         for side in sides:

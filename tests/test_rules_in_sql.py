@@ -241,3 +241,29 @@ def test_the_lists_of_names_are_one_in_sql_and_in_python(db: Database) -> None:
                     column=column,
                 )
                 assert given == ("x" if name in names else None), (column, name)
+
+
+def test_merging_a_row_with_itself_keeps_every_column_in_its_place(db: Database) -> None:
+    """ledger_merge builds its state from the row with one positional ROW (for speed): with
+    every column holding a value no other column holds, a swapped pair would show here."""
+    with db.session() as s:
+        s.run(
+            "INSERT INTO vtid_ledger (vtid, status, service, environment, last_event_id, "
+            "last_event_at, description, task_family, task_type, assigned_to, tenant, "
+            "metadata, fold_newest, fold_founding, fold_owners) VALUES ('VTID-0001', 'status', "
+            "'service', 'environment', 'last_event_id', '2025-11-29T00:00:00Z', 'description', "
+            "'task_family', 'task_type', 'assigned_to', 'tenant', '{\"key\": \"metadata\"}', "
+            "'fold_newest', 'fold_founding', '{\"key\": \"fold_owners\"}')"
+        )
+        merged = s.one(
+            "SELECT m.* FROM vtid_ledger AS r, LATERAL ledger_merge(r, r) AS m "
+            "WHERE r.vtid = 'VTID-0001'"
+        )
+    assert merged is not None
+    for name in ("status", "service", "environment", "last_event_id", "description",
+                 "task_family", "task_type", "assigned_to", "tenant", "fold_newest",
+                 "fold_founding"):  # fmt: skip
+        assert merged[name] == name, name
+    assert merged["vtid"] == "VTID-0001" and merged["fold_base"] is None
+    assert merged["fold_owners"] == {"key": "fold_owners"}
+    assert merged["metadata"]["key"] == "metadata"
