@@ -13,8 +13,12 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ledger.config import Callers
+
+if TYPE_CHECKING:
+    import flask
 
 # What each write needs; every other route (the reads) needs "read". /alive needs nothing:
 # uptime probes carry no identity.
@@ -33,6 +37,18 @@ def capability(method: str, path: str) -> str | None:
     if path in OPEN:
         return None
     return WRITES.get(("GET" if method == "HEAD" else method, path), "read")
+
+
+def of_request(request: flask.Request) -> str | None:
+    """The caller of a request, read once and kept with it (the route, the access log and
+    ingest each ask)."""
+    if _KEPT not in request.environ:
+        request.environ[_KEPT] = caller(request.headers.get)
+    found: str | None = request.environ[_KEPT]
+    return found
+
+
+_KEPT = "ledger.caller"
 
 
 def caller(header: Callable[[str], str | None]) -> str | None:

@@ -435,13 +435,8 @@ def _replay(db: Database, settings: Settings, ids: list[int]) -> int:
 
 def cmd_explain(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.explain import explain
-    from ledger.tasks import BadQuery, parse_vtid
 
-    try:
-        vtid = parse_vtid(args.vtid)
-    except BadQuery as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+    vtid = _vtid_arg(args.vtid)
     found = Database(settings).run(lambda s: explain(s, vtid))
     if found is None:
         print(f"{vtid} is not in the ledger", file=sys.stderr)
@@ -519,7 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     migrating = command(
-        "migrate", cmd_migrate, "apply pending migrations/*.sql, each once, in name order"
+        "migrate",
+        cmd_migrate,
+        "apply pending migrations/*.sql (the schema, each once), then each sql/*.sql whose text "
+        "changed (the functions), in one transaction",
     )
     shown = migrating.add_mutually_exclusive_group()
     shown.add_argument(

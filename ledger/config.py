@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 
@@ -86,7 +86,7 @@ def _callers(env: Mapping[str, str]) -> Callers | None:
     """LEDGER_SYNC_CALLERS, LEDGER_INGEST_CALLERS, LEDGER_READ_CALLERS, LEDGER_REBUILD_CALLERS:
     comma-separated emails or `*`. None when none is set: no check by caller."""
     lists: dict[str, frozenset[str]] = {}
-    for capability in Callers.__slots__:
+    for capability in (f.name for f in fields(Callers)):
         name = f"LEDGER_{capability.upper()}_CALLERS"
         names = frozenset(n.strip().lower() for n in env.get(name, "").split(",") if n.strip())
         odd = sorted(n for n in names if n != "*" and "@" not in n)

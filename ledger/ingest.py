@@ -61,15 +61,12 @@ class Ingested:
         return body
 
 
-def refuse(db: Database, raw: bytes, reason: str) -> Ingested:
-    """Record a request refused before any event could be read from it, with the reason its
-    answer gives."""
-    return _record(db, raw, reason)
-
-
-def _record(db: Database, raw: bytes, reason: str) -> Ingested:
+def refuse(db: Database, raw: bytes, reason: str, *, quiet: bool = False) -> Ingested:
+    """Record a refused body with the reason its answer gives; `quiet` when the request's own
+    summary line counts it (NDJSON)."""
     db.run(lambda s: ledger_rejections.record(s, source=SOURCE, reason=reason, raw=raw))
-    log.warning("event rejected", extra={"reason": reason, "source": SOURCE, "rejected": 1})
+    if not quiet:
+        log.warning("event rejected", extra={"reason": reason, "source": SOURCE, "rejected": 1})
     return Ingested("rejected", reason=reason)
 
 
@@ -106,11 +103,9 @@ def _store_one(
     try:
         return _stored(db.run(work), quiet=quiet)
     except Refused as exc:
-        reason = f"database refused the event: {exc.reason}"
-        if quiet:
-            db.run(lambda s: ledger_rejections.record_many(s, SOURCE, [(reason, payload.encode())]))
-            return Ingested("rejected", reason=reason)
-        return _record(db, payload.encode(), reason)
+        return refuse(
+            db, payload.encode(), f"database refused the event: {exc.reason}", quiet=quiet
+        )
 
 
 def _store_chunk(
@@ -188,7 +183,7 @@ def ingest_one(
     try:
         payload = edge_text(raw)
     except Rejected as exc:
-        return _record(db, raw, exc.reason)
+        return refuse(db, raw, exc.reason)
     return _publish(topic_path, _store_one(db, payload, datetime.now(UTC), caller))
 
 

@@ -14,7 +14,9 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
+from typing import Any
 
 INGEST_OUTCOMES = ("stored", "duplicate", "conflict", "rejected")
 
@@ -32,6 +34,15 @@ class InstanceCounters:
     def ingested(self) -> dict[str, int]:
         with self._lock:
             return {outcome: self._ingested[outcome] for outcome in INGEST_OUTCOMES}
+
+    def report(self) -> dict[str, Any]:
+        """What /metrics shows of this process (its JSON; the text is made from it)."""
+        from ledger.timefmt import iso
+
+        return {
+            "started_at": iso(datetime.fromtimestamp(self.started_at).astimezone()),
+            "ingested": self.ingested(),
+        }
 
 
 @cache

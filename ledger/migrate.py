@@ -61,7 +61,7 @@ _LOCK = (
 )
 _APPLIED = "SELECT name, checksum, applied_at FROM schema_migrations"
 _RECORD = """
-INSERT INTO schema_migrations AS m (name, checksum) VALUES (:name, :checksum)
+INSERT INTO schema_migrations (name, checksum) VALUES (:name, :checksum)
 ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()"""
 
 Kind = Literal["schema", "functions"]

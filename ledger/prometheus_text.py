@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ledger.instance_counters import this_process
-
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
@@ -154,14 +152,3 @@ def prometheus(report: dict[str, Any]) -> str:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Report(report))
     return generate_latest(registry).decode()
-
-
-def instance_report() -> dict[str, Any]:
-    """This process's own counters, for the JSON answer and the text."""
-    from ledger.timefmt import iso
-
-    counters = this_process()
-    return {
-        "started_at": iso(datetime.fromtimestamp(counters.started_at).astimezone()),
-        "ingested": counters.ingested(),
-    }

@@ -17,8 +17,8 @@ after the rebuild's horizon are the live sweep's, whose offset the rebuild leave
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ledger import sweep
@@ -30,11 +30,7 @@ SELECT read_count, last_tx::text AS last_tx, last_seq
 FROM ledger_rebuild_batch(CAST(:tx AS xid8), :seq, :batch_size)"""
 ONE = "SELECT events, inserted, updated, deleted FROM ledger_rebuild_one(:vtid)"
 APPLY = "SELECT inserted, updated, deleted FROM ledger_rebuild_apply(:vtid)"
-OUTDATED = """
-SELECT vtid FROM vtid_ledger
-WHERE (fold_founding IS NOT NULL OR fold_base IS NOT NULL)
-  AND fold_rules IS DISTINCT FROM ledger_rules_version()
-ORDER BY vtid COLLATE "C" """
+OUTDATED = 'SELECT vtid FROM ledger_outdated_vtids() AS vtid ORDER BY vtid COLLATE "C"'
 
 
 class RebuildRunning(RuntimeError):
@@ -50,6 +46,13 @@ class Rebuilt:
     updated: int = 0
     deleted: int = 0
     vtids: list[str] = field(default_factory=list)
+
+    def add(self, counts: Mapping[str, Any]) -> None:
+        """Add what a statement (or another rebuild) read and changed."""
+        self.events += int(counts.get("events", 0))
+        self.inserted += int(counts["inserted"])
+        self.updated += int(counts["updated"])
+        self.deleted += int(counts["deleted"])
 
     def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -78,9 +81,7 @@ def _locked(session: Session) -> None:
 def _apply(session: Session, vtid: str | None, done: Rebuilt) -> None:
     row = session.one(APPLY, vtid=vtid)
     assert row is not None
-    done.inserted += int(row["inserted"])
-    done.updated += int(row["updated"])
-    done.deleted += int(row["deleted"])
+    done.add(row)
 
 
 def rebuild(
@@ -134,9 +135,7 @@ def rebuild_one(db: Database, vtid: str) -> Rebuilt:
             # one function, which the HTTP function's role may call without deleting rows
             row = session.one(ONE, vtid=vtid)
             assert row is not None
-            done.events = int(row["events"])
-            done.inserted, done.updated = int(row["inserted"]), int(row["updated"])
-            done.deleted = int(row["deleted"])
+            done.add(row)
     finally:
         session.close()
     return done
@@ -146,10 +145,6 @@ def rebuild_outdated(db: Database) -> Rebuilt:
     """Refold each row folded under older rules, one task at a time."""
     done = Rebuilt()
     for (vtid,) in db.run(lambda s: s.run(OUTDATED)):
-        one = rebuild_one(db, vtid)
-        done.events += one.events
-        done.inserted += one.inserted
-        done.updated += one.updated
-        done.deleted += one.deleted
+        done.add(asdict(rebuild_one(db, vtid)))
         done.vtids.append(vtid)
     return done

@@ -96,13 +96,14 @@ def _rules(session: Session) -> dict[str, Any]:
 def metrics(session: Session) -> dict[str, Any]:
     """The seed's shape, plus each path's lag and, for the real-time path, redeliveries; the
     ledger's size and rejections; and what this process itself counted (ingest)."""
-    from ledger.prometheus_text import instance_report
+    from ledger.instance_counters import this_process
 
     realtime = session.one(projector_progress.TOTALS, name=projector_progress.PROJECTOR)
     assert realtime is not None
     writer = projection_offsets.read(session)
     backlog, lag = _backlog(session, writer)
     keys = ("events_processed", "created", "updated", "stale", "skipped", "errors")
+    rules = _rules(session)
     last_lag = realtime["last_delivery_lag_seconds"]
     return {
         "projectors": {
@@ -123,11 +124,11 @@ def metrics(session: Session) -> dict[str, Any]:
                 "last_event_time": iso(writer["last_event_time"]),
                 "lag_seconds": lag,
                 "backlog": int(backlog["backlog"]),
-                "outdated_rows": _rules(session)["outdated_rows"],
+                "outdated_rows": rules["outdated_rows"],
             },
         },
-        "ledger": _ledger(session),
-        "instance": instance_report(),
+        "ledger": _ledger(session, rules["rules_version"]),
+        "instance": this_process().report(),
         "timestamp": now(),
     }
 
@@ -143,24 +144,19 @@ def _lag_buckets(realtime: dict[str, Any]) -> dict[str, int]:
     return {**buckets, "+Inf": int(realtime["delivery_lag_count"])}
 
 
-LEDGER = """
-SELECT (SELECT count(*) FROM vtid_ledger) AS rows,
-    (SELECT coalesce(jsonb_object_agg(source, n), '{}') FROM (
-        SELECT source, count(*) AS n FROM ledger_rejections GROUP BY source) AS r) AS rejections,
-    ledger_rules_version() AS rules_version"""
+LEDGER_ROWS = "SELECT count(*) FROM vtid_ledger"
 
 
-def _ledger(session: Session) -> dict[str, Any]:
+def _ledger(session: Session, rules_version: str) -> dict[str, Any]:
     """The ledger's size, the rejections kept (by source: pubsub, ingest, sweep; ingest's
     refusals are counted here, not by either projector), and what is running."""
     from ledger import __version__
 
-    row = session.one(LEDGER)
-    assert row is not None
+    by_reason = ledger_rejections.by_reason(session)
     return {
-        "rows": int(row["rows"]),
-        "rejections_kept": {k: int(v) for k, v in row["rejections"].items()},
-        "rejections_kept_by_reason": ledger_rejections.by_reason(session),
+        "rows": int(session.scalar(LEDGER_ROWS)),
+        "rejections_kept": {source: sum(kinds.values()) for source, kinds in by_reason.items()},
+        "rejections_kept_by_reason": by_reason,
         "version": __version__,
-        "rules_version": row["rules_version"],
+        "rules_version": rules_version,
     }

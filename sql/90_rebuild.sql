@@ -1,13 +1,18 @@
 -- Rebuild (docs/operations.md): the ledger folded again from the log beside the live table,
 -- then made equal to it in one transaction; or one task's row.
 
--- Rows folded under rules older than the current ones (made by the writer, or another
--- system's rows events have reached).
-CREATE OR REPLACE FUNCTION ledger_outdated_rows() RETURNS bigint
+-- The tasks whose rows older rules than the current ones folded (made by the writer, or
+-- another system's rows events have reached), and how many there are.
+CREATE OR REPLACE FUNCTION ledger_outdated_vtids() RETURNS SETOF text
 LANGUAGE sql STABLE AS $$
-SELECT count(*) FROM vtid_ledger
+SELECT vtid FROM vtid_ledger
 WHERE (fold_founding IS NOT NULL OR fold_base IS NOT NULL)
   AND fold_rules IS DISTINCT FROM ledger_rules_version()
+$$;
+
+CREATE OR REPLACE FUNCTION ledger_outdated_rows() RETURNS bigint
+LANGUAGE sql STABLE AS $$
+SELECT count(*) FROM ledger_outdated_vtids()
 $$;
 
 -- The rebuild's shadow: one ledger_state per task, in a temporary table of the session that
